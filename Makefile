@@ -1,0 +1,47 @@
+# Riffle's build and test entry points. `make test` is what CI runs (.ci/run) and what the
+# README tells users to run: vet, then every unit and integration test with -race against a real
+# Apache Kafka broker (KAFKA_BROKERS if set, else one started from Maven Central jars).
+
+GO      ?= go
+KAFKA   := tools/kafka/kafka.sh
+PKGS    ?= ./...
+# Integration suites (real Kafka, subprocesses, fault injection) need more than go test's default.
+TIMEOUT ?= 30m
+
+export RIFFLE_KAFKA_RUN ?= $(or $(TMPDIR),/tmp)/riffle-kafka/make
+
+.PHONY: all test test-unit vet fmt-check kafka-fetch kafka-up kafka-down kafka-cluster-up example
+
+all: test
+
+## test: vet, then all tests with -race against real Kafka (started here unless KAFKA_BROKERS is set)
+test: vet
+	tools/kafka/with-kafka.sh $(GO) test -race -timeout $(TIMEOUT) $(PKGS)
+
+## test-unit: the fast tests only (go test -short): tests that need a real broker skip
+test-unit: vet
+	$(GO) test -race -short $(PKGS)
+
+vet: fmt-check
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+## kafka-fetch: resolve the Kafka jars from Maven Central into the cache (done by the others too)
+kafka-fetch:
+	$(KAFKA) fetch
+
+## kafka-up: start one broker and print its address; use it with KAFKA_BROKERS=<address>
+kafka-up:
+	$(KAFKA) start
+
+## kafka-cluster-up: start a 3-node cluster (RF 3, min ISR 2) in its own run dir
+kafka-cluster-up:
+	RIFFLE_KAFKA_RUN=$(RIFFLE_KAFKA_RUN)-cluster $(KAFKA) start-cluster
+
+## kafka-down: stop what kafka-up and kafka-cluster-up started
+kafka-down:
+	$(KAFKA) stop
+	RIFFLE_KAFKA_RUN=$(RIFFLE_KAFKA_RUN)-cluster $(KAFKA) stop
