@@ -4,10 +4,10 @@ import "fmt"
 
 // Serde converts values of type T to and from the bytes of a Kafka record key or value.
 //
-// Kafka null (a nil key or a tombstone value) never reaches a Serde from Riffle's runtime: a
-// source treats nil bytes as "no value" (tables delete, aggregations skip, a stream passes the zero
-// value of T and remembers the null, so a sink writes null again). To see nulls as values, use a
-// pointer type through Nullable.
+// Kafka null (a nil key or a tombstone value) reaches a Serde from Riffle's runtime only if it
+// implements NullAware: otherwise a source treats nil bytes as "no value" (tables delete,
+// aggregations skip, a stream passes the zero value of T and remembers the null, so a sink writes
+// null again). To see nulls as values, use a pointer type through Nullable.
 //
 // Serialize must return a new slice the caller may keep: Riffle hands it to the producer. An empty,
 // non-nil slice is an empty value, not null. Deserialize may keep data (it is not reused), and must
