@@ -1,0 +1,272 @@
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"runtime/debug"
+	"time"
+
+	"github.com/rifflestream/riffle/serde"
+)
+
+// receiver is a runtime node that takes Record[K, V]: a processor or a sink.
+type receiver[K, V any] interface {
+	process(rec Record[K, V]) error
+}
+
+// rawReceiver is a source node's runtime.
+type rawReceiver interface {
+	processRaw(raw *RawRecord) error
+}
+
+// lifecycle is a processor node's runtime.
+type lifecycle interface {
+	init() error
+	close() error
+}
+
+// sourceNode deserializes input records, extracts their timestamp, advances stream time and
+// forwards them.
+type sourceNode[K, V any] struct {
+	name      string
+	task      *Task
+	key       serde.Serde[K]
+	value     serde.Serde[V]
+	extractor TimestampExtractor[K, V]
+	children  []receiver[K, V]
+	partTime  map[string]int64 // per topic: the largest timestamp extracted (for extractors)
+
+	keyNullAware, valueNullAware bool
+}
+
+func nullAware(s any) bool {
+	na, ok := s.(serde.NullAware)
+	return ok && na.HandlesNull()
+}
+
+func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = s.task.fail(StageDeserialize, s.name, fmt.Errorf("%v", r), true, string(debug.Stack()))
+		}
+	}()
+	rec := Record[K, V]{Timestamp: raw.Timestamp, Headers: raw.Headers,
+		Origin: Origin{Topic: raw.Topic, Partition: raw.Partition, Offset: raw.Offset}}
+	// Kafka null is "no value" (the zero value, flagged), except for a serde that gives null a
+	// value of its own (serde.NullAware, e.g. serde.Nullable): it decodes null like any bytes.
+	if raw.Key == nil {
+		rec.flags |= nullKey
+	}
+	if raw.Key != nil || s.keyNullAware {
+		if rec.Key, err = s.key.Deserialize(raw.Topic, raw.Key); err != nil {
+			return s.task.fail(StageDeserialize, s.name, fmt.Errorf("key: %w", err), false, "")
+		}
+	}
+	if raw.Value == nil {
+		rec.flags |= nullValue
+	}
+	if raw.Value != nil || s.valueNullAware {
+		if rec.Value, err = s.value.Deserialize(raw.Topic, raw.Value); err != nil {
+			return s.task.fail(StageDeserialize, s.name, fmt.Errorf("value: %w", err), false, "")
+		}
+	}
+	ms := raw.Timestamp.UnixMilli()
+	if s.extractor != nil {
+		if s.partTime == nil {
+			s.partTime = map[string]int64{}
+		}
+		pt, ok := s.partTime[raw.Topic]
+		ptime := time.Time{}
+		if ok {
+			ptime = time.UnixMilli(pt)
+		}
+		ts, err := s.extractor(rec.Key, rec.Value, raw.Timestamp, ptime)
+		if err != nil {
+			return s.task.fail(StageDeserialize, s.name, fmt.Errorf("timestamp extractor: %w", err), false, "")
+		}
+		rec.Timestamp = ts
+		ms = ts.UnixMilli()
+		if !ok || ms > pt {
+			s.partTime[raw.Topic] = ms
+		}
+	}
+	if ms < 0 {
+		return s.task.fail(StageDeserialize, s.name, fmt.Errorf("invalid timestamp %d: negative (a record without a timestamp?); set a timestamp extractor", ms), false, "")
+	}
+	s.task.advanceStreamTime(ms)
+	for _, c := range s.children {
+		if err := c.process(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// processorNode runs a user or DSL processor, turning its errors and panics into handled
+// RecordErrors.
+type processorNode[KIn, VIn, KOut, VOut any] struct {
+	name string
+	task *Task
+	proc Processor[KIn, VIn, KOut, VOut]
+	ctx  *nodeContext[KOut, VOut]
+}
+
+func (n *processorNode[KIn, VIn, KOut, VOut]) process(rec Record[KIn, VIn]) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = n.task.fail(StageProcess, n.name, fmt.Errorf("%v", r), true, string(debug.Stack()))
+		}
+	}()
+	if err := n.proc.Process(rec); err != nil {
+		if isFatal(err) {
+			return err // a descendant's failure, already handled
+		}
+		return n.task.fail(StageProcess, n.name, err, false, "")
+	}
+	return nil
+}
+
+func (n *processorNode[KIn, VIn, KOut, VOut]) init() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("processor %q panicked in Init: %v\n%s", n.name, r, debug.Stack())
+		}
+	}()
+	if err := n.proc.Init(n.ctx); err != nil {
+		return fmt.Errorf("processor %q: Init: %w", n.name, err)
+	}
+	return nil
+}
+
+func (n *processorNode[KIn, VIn, KOut, VOut]) close() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("processor %q panicked in Close: %v", n.name, r)
+		}
+	}()
+	if err := n.proc.Close(); err != nil {
+		return fmt.Errorf("processor %q: Close: %w", n.name, err)
+	}
+	return nil
+}
+
+// nodeContext is the Context a processor gets.
+type nodeContext[K, V any] struct {
+	task       *Task
+	node       string
+	stores     []string
+	children   []receiver[K, V]
+	childNames []string
+	log        *slog.Logger
+}
+
+func (c *nodeContext[K, V]) AppID() string        { return c.task.plan.AppID }
+func (c *nodeContext[K, V]) TaskID() TaskID       { return c.task.id }
+func (c *nodeContext[K, V]) NodeName() string     { return c.node }
+func (c *nodeContext[K, V]) RequestCommit()       { c.task.commitRequested = true }
+func (c *nodeContext[K, V]) WallClock() time.Time { return c.task.clock() }
+
+func (c *nodeContext[K, V]) StreamTime() time.Time {
+	if c.task.streamTime == math.MinInt64 {
+		return time.Time{}
+	}
+	return time.UnixMilli(c.task.streamTime)
+}
+
+func (c *nodeContext[K, V]) Logger() *slog.Logger {
+	if c.log == nil {
+		c.log = c.task.log.With("node", c.node)
+	}
+	return c.log
+}
+
+func (c *nodeContext[K, V]) Schedule(interval time.Duration, kind PunctuationType, fn Punctuator) (func(), error) {
+	return c.task.addSchedule(c.node, interval, kind, fn)
+}
+
+func (c *nodeContext[K, V]) StateStore(name string) (StateStore, error) {
+	if !contains(c.stores, name) {
+		return nil, fmt.Errorf("topology: processor %q is not connected to store %q (connected: %v)", c.node, name, c.stores)
+	}
+	s, ok := c.task.stores[name]
+	if !ok {
+		return nil, fmt.Errorf("topology: task %s has no open store %q", c.task.id, name)
+	}
+	return s, nil
+}
+
+func (c *nodeContext[K, V]) Forward(rec Record[K, V]) error {
+	for _, ch := range c.children {
+		if err := ch.process(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *nodeContext[K, V]) ForwardTo(child string, rec Record[K, V]) error {
+	for i, name := range c.childNames {
+		if name == child {
+			return c.children[i].process(rec)
+		}
+	}
+	return fmt.Errorf("topology: processor %q has no child %q (children: %v)", c.node, child, c.childNames)
+}
+
+// sinkNode serializes records and hands them to the task's collector.
+type sinkNode[K, V any] struct {
+	name        string
+	task        *Task
+	topic       string // short name; resolved per task
+	realTopic   string
+	choose      TopicChooser[K, V]
+	key         serde.Serde[K]
+	value       serde.Serde[V]
+	partitioner Partitioner[K, V]
+}
+
+func (s *sinkNode[K, V]) process(rec Record[K, V]) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = s.task.fail(StageSerialize, s.name, fmt.Errorf("%v", r), true, string(debug.Stack()))
+		}
+	}()
+	topic := s.realTopic
+	if topic == "" {
+		if s.choose == nil {
+			topic = s.task.plan.RealTopic(s.topic)
+			s.realTopic = topic
+		} else if topic, err = s.choose(rec); err != nil || topic == "" {
+			if err == nil {
+				err = errors.New("the topic chooser returned an empty topic")
+			}
+			return s.task.fail(StageSerialize, s.name, fmt.Errorf("choosing the topic: %w", err), false, "")
+		}
+	}
+	out := OutRecord{Topic: topic, Partition: -1, Timestamp: rec.Timestamp, Headers: rec.Headers}
+	if !rec.KeyIsNull() {
+		if out.Key, err = s.key.Serialize(topic, rec.Key); err != nil {
+			return s.task.fail(StageSerialize, s.name, fmt.Errorf("key for topic %q: %w", topic, err), false, "")
+		}
+	}
+	if !rec.ValueIsNull() {
+		if out.Value, err = s.value.Serialize(topic, rec.Value); err != nil {
+			return s.task.fail(StageSerialize, s.name, fmt.Errorf("value for topic %q: %w", topic, err), false, "")
+		}
+	}
+	if s.partitioner != nil {
+		n, err := s.task.collector.PartitionCount(topic)
+		if err != nil {
+			return s.task.fail(StageSerialize, s.name, fmt.Errorf("partition count of %q: %w", topic, err), false, "")
+		}
+		p := s.partitioner(topic, rec.Key, rec.Value, n)
+		if p >= n || p < -1 {
+			return s.task.fail(StageSerialize, s.name, fmt.Errorf("partitioner chose partition %d of topic %q, which has %d", p, topic, n), false, "")
+		}
+		out.Partition = p
+	}
+	s.task.collector.Send(out)
+	return nil
+}

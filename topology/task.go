@@ -1,0 +1,466 @@
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// TaskID names a task: a sub-topology and a partition of its source topics. It prints as
+// "<subtopology>_<partition>", e.g. "0_3", like Kafka Streams.
+type TaskID struct {
+	Subtopology int
+	Partition   int32
+}
+
+func (id TaskID) String() string {
+	return strconv.Itoa(id.Subtopology) + "_" + strconv.Itoa(int(id.Partition))
+}
+
+// ParseTaskID parses "<subtopology>_<partition>".
+func ParseTaskID(s string) (TaskID, error) {
+	a, b, ok := strings.Cut(s, "_")
+	sub, err1 := strconv.Atoi(a)
+	part, err2 := strconv.ParseInt(b, 10, 32)
+	if !ok || err1 != nil || err2 != nil || sub < 0 || part < 0 {
+		return TaskID{}, fmt.Errorf("topology: %q is not a task id (want <subtopology>_<partition>, e.g. 0_3)", s)
+	}
+	return TaskID{Subtopology: sub, Partition: int32(part)}, nil
+}
+
+// Collector receives what a task emits: output, repartition, changelog and dead-letter records.
+// The engine produces them to Kafka; streamtest appends them to in-memory topics. Send is called
+// on the task's goroutine and must not block for long; delivery failures are the driver's to
+// handle (asynchronously, through the production error handler).
+type Collector interface {
+	Send(rec OutRecord)
+	// PartitionCount returns the number of partitions of topic, for sinks with a partitioner.
+	PartitionCount(topic string) (int32, error)
+}
+
+// TaskConfig is what a driver gives a task.
+type TaskConfig struct {
+	Collector Collector
+	Handlers  ErrorHandlers
+	// Logger gets the task id as an attribute. Nil discards logs.
+	Logger *slog.Logger
+	// Clock returns wall-clock time. Nil means time.Now.
+	Clock func() time.Time
+	// Stores opens the task's state stores by name; nil when the sub-topology has none.
+	Stores StoreOpener
+}
+
+// StoreOpener opens a task's state store. Package state provides it.
+type StoreOpener interface {
+	OpenStore(task TaskID, name string) (StateStore, error)
+}
+
+// StateStore is a state store as its task sees it. Package state implements the stores and the
+// typed views processors use.
+type StateStore interface {
+	Name() string
+	// Flush emits what the store buffers (cached table updates downstream, changelog records to
+	// the collector). The task calls it before a commit.
+	Flush() error
+	// Close releases the store; the task calls it once, after its processors closed.
+	Close() error
+}
+
+// Task runs one sub-topology for one partition. It is I/O free: a driver feeds it raw records with
+// Process, drives wall-clock punctuation with PunctuateWallClock, flushes it with Flush before a
+// commit, and receives every emitted record through its Collector. A Task is used by one
+// goroutine at a time.
+type Task struct {
+	id        TaskID
+	plan      *Plan
+	sources   map[string]rawReceiver // real topic name -> source node
+	procs     []lifecycle            // processors, in declaration order
+	stores    map[string]StateStore
+	storeList []StateStore
+	collector Collector
+	handlers  ErrorHandlers
+	log       *slog.Logger
+	clock     func() time.Time
+
+	streamTime int64 // ms; math.MinInt64 while unknown
+	streamQ    punctuationQueue
+	wallQ      punctuationQueue
+	current    *RawRecord // the input record being processed; nil in punctuations
+
+	commitRequested bool
+	initialized     bool
+	closed          bool
+	// failed is the first fatal error: sticky, so a processor that drops the error Forward
+	// returned cannot hide a failure.
+	failed *RecordError
+
+	metrics TaskMetrics
+}
+
+// TaskMetrics count what a task did. Fields are safe to read from other goroutines.
+type TaskMetrics struct {
+	Processed    atomic.Int64 // input records processed (skipped ones included)
+	Punctuations atomic.Int64
+	Skipped      [stageCount]atomic.Int64 // by stage, see SkippedAt
+	DeadLettered atomic.Int64
+}
+
+const stageCount = 7
+
+func stageIndex(s Stage) int {
+	switch s {
+	case StageDeserialize:
+		return 0
+	case StageProcess:
+		return 1
+	case StagePunctuate:
+		return 2
+	case StageSerialize:
+		return 3
+	case StageProduce:
+		return 4
+	case StageLate:
+		return 5
+	}
+	return 6
+}
+
+// SkippedAt returns how many records were skipped (dead-lettered ones included) at stage.
+func (m *TaskMetrics) SkippedAt(s Stage) int64 { return m.Skipped[stageIndex(s)].Load() }
+
+// SkippedTotal returns the number of records skipped at any stage.
+func (m *TaskMetrics) SkippedTotal() int64 {
+	var n int64
+	for i := range m.Skipped {
+		n += m.Skipped[i].Load()
+	}
+	return n
+}
+
+// NewTask builds the task id of the plan: a fresh instance of every node of its sub-topology and
+// its state stores. Call Init before the first record.
+func (p *Plan) NewTask(id TaskID, cfg TaskConfig) (*Task, error) {
+	if id.Subtopology < 0 || id.Subtopology >= len(p.c.subs) {
+		return nil, fmt.Errorf("topology: task %s: there is no sub-topology %d", id, id.Subtopology)
+	}
+	if id.Partition < 0 {
+		return nil, fmt.Errorf("topology: task %s: negative partition", id)
+	}
+	if cfg.Collector == nil {
+		return nil, fmt.Errorf("topology: task %s: no collector", id)
+	}
+	sub := p.c.subs[id.Subtopology]
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	clock := cfg.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	t := &Task{
+		id:         id,
+		plan:       p,
+		sources:    map[string]rawReceiver{},
+		stores:     map[string]StateStore{},
+		collector:  cfg.Collector,
+		handlers:   cfg.Handlers,
+		log:        log.With("task", id.String()),
+		clock:      clock,
+		streamTime: math.MinInt64,
+	}
+	for _, name := range sub.stores {
+		if cfg.Stores == nil {
+			return nil, fmt.Errorf("topology: task %s needs store %q but the driver opens no stores", id, name)
+		}
+		st, err := cfg.Stores.OpenStore(id, name)
+		if err != nil {
+			t.closeStores()
+			return nil, fmt.Errorf("topology: task %s: opening store %q: %w", id, name, err)
+		}
+		t.stores[name] = st
+		t.storeList = append(t.storeList, st)
+	}
+	// Declaration order is a topological order (parents exist before children), so building in
+	// reverse builds every child before its parents.
+	built := make(map[string]any, len(sub.nodes))
+	for i := len(sub.nodes) - 1; i >= 0; i-- {
+		n := sub.nodes[i]
+		r, err := n.instantiate(t, built)
+		if err != nil {
+			t.closeStores()
+			return nil, fmt.Errorf("topology: task %s: %w", id, err)
+		}
+		built[n.name] = r
+		switch n.kind {
+		case sourceKind:
+			for _, topic := range n.topics {
+				t.sources[p.RealTopic(topic)] = r.(rawReceiver)
+			}
+		case processorKind:
+			t.procs = append(t.procs, r.(lifecycle))
+		}
+	}
+	for i, j := 0, len(t.procs)-1; i < j; i, j = i+1, j-1 {
+		t.procs[i], t.procs[j] = t.procs[j], t.procs[i]
+	}
+	return t, nil
+}
+
+// ID returns the task's id.
+func (t *Task) ID() TaskID { return t.id }
+
+// Metrics returns the task's counters.
+func (t *Task) Metrics() *TaskMetrics { return &t.metrics }
+
+// Store returns one of the task's stores by name (for drivers and tests).
+func (t *Task) Store(name string) (StateStore, bool) {
+	s, ok := t.stores[name]
+	return s, ok
+}
+
+// Init initializes the processors, in declaration order. The driver calls it once the task's
+// stores are restored, before the first record.
+func (t *Task) Init() error {
+	if t.initialized {
+		return nil
+	}
+	for _, p := range t.procs {
+		if err := p.init(); err != nil {
+			return fmt.Errorf("topology: task %s: %w", t.id, err)
+		}
+	}
+	t.initialized = true
+	return nil
+}
+
+// Process runs one input record through the sub-topology, then any stream-time punctuation it
+// made due. It returns an error only when the task must stop: a handler decided to fail (the
+// error is then a *RecordError), or the record's topic is not one of the task's.
+func (t *Task) Process(raw *RawRecord) error {
+	src, ok := t.sources[raw.Topic]
+	if !ok {
+		return fmt.Errorf("topology: task %s does not read topic %q", t.id, raw.Topic)
+	}
+	if raw.Partition != t.id.Partition {
+		return fmt.Errorf("topology: task %s got a record of partition %d", t.id, raw.Partition)
+	}
+	t.metrics.Processed.Add(1)
+	if t.failed != nil {
+		return t.failed
+	}
+	t.current = raw
+	err := src.processRaw(raw)
+	t.current = nil
+	if err == nil && t.failed != nil {
+		err = t.failed
+	}
+	if err != nil {
+		return unwrapFatal(err)
+	}
+	if t.streamQ.due(t.streamTime) {
+		return unwrapFatal(t.runDue(&t.streamQ, t.streamTime))
+	}
+	return nil
+}
+
+// PunctuateWallClock fires the wall-clock punctuations due at now (usually the task's clock).
+func (t *Task) PunctuateWallClock(now time.Time) error {
+	if !t.wallQ.due(now.UnixMilli()) {
+		return nil
+	}
+	return unwrapFatal(t.runDue(&t.wallQ, now.UnixMilli()))
+}
+
+// NextWallClockPunctuation returns when the next wall-clock punctuation is due, if any is
+// scheduled; drivers use it to sleep no longer than needed.
+func (t *Task) NextWallClockPunctuation() (time.Time, bool) {
+	if !t.wallQ.due(math.MaxInt64) {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(t.wallQ[0].next), true
+}
+
+// AdvanceStreamTime moves stream time forward to ts (never back) and fires the stream-time
+// punctuations that makes due. Drivers use it to flush windows at the end of input.
+func (t *Task) AdvanceStreamTime(ts time.Time) error {
+	ms := ts.UnixMilli()
+	if ms > t.streamTime {
+		t.streamTime = ms
+	}
+	if t.streamQ.due(t.streamTime) {
+		return unwrapFatal(t.runDue(&t.streamQ, t.streamTime))
+	}
+	return nil
+}
+
+// StreamTime returns the task's stream time, and false before the first record.
+func (t *Task) StreamTime() (time.Time, bool) {
+	if t.streamTime == math.MinInt64 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(t.streamTime), true
+}
+
+// Flush flushes every store (emitting cached updates and changelog records). A driver calls it
+// before committing; after it returns, everything the task's processed records caused has been
+// handed to the collector.
+func (t *Task) Flush() error {
+	for _, s := range t.storeList {
+		if err := s.Flush(); err != nil {
+			return unwrapFatal(fmt.Errorf("topology: task %s: flushing store %q: %w", t.id, s.Name(), err))
+		}
+	}
+	return nil
+}
+
+// CommitRequested reports whether a processor asked for a commit since the last call.
+func (t *Task) CommitRequested() bool {
+	r := t.commitRequested
+	t.commitRequested = false
+	return r
+}
+
+// Close closes the processors (in declaration order) and then the stores. It does not flush:
+// a driver that wants the task's state committed flushes and commits first.
+func (t *Task) Close() error {
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	var errs []error
+	if t.initialized {
+		for _, p := range t.procs {
+			if err := p.close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := t.closeStores(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("topology: closing task %s: %w", t.id, err)
+	}
+	return nil
+}
+
+func (t *Task) closeStores() error {
+	var errs []error
+	for _, s := range t.storeList {
+		if err := s.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("store %q: %w", s.Name(), err))
+		}
+	}
+	t.storeList = nil
+	return errors.Join(errs...)
+}
+
+func (t *Task) advanceStreamTime(ms int64) {
+	if ms > t.streamTime {
+		t.streamTime = ms
+	}
+}
+
+func (t *Task) origin() Origin {
+	if t.current == nil {
+		return Origin{}
+	}
+	return Origin{Topic: t.current.Topic, Partition: t.current.Partition, Offset: t.current.Offset}
+}
+
+func (t *Task) punctuate(s *schedule, now int64) (err error) {
+	t.metrics.Punctuations.Add(1)
+	defer func() {
+		if r := recover(); r != nil {
+			err = t.fail(StagePunctuate, s.node, fmt.Errorf("%v", r), true, string(debug.Stack()))
+		}
+	}()
+	if err := s.fn(time.UnixMilli(now)); err != nil {
+		if isFatal(err) {
+			return err
+		}
+		return t.fail(StagePunctuate, s.node, err, false, "")
+	}
+	return nil
+}
+
+// fail sends an error to its stage's handler and carries out the decision. It returns nil when
+// the record was skipped or dead-lettered, and a fatal error when the task must stop.
+func (t *Task) fail(stage Stage, node string, err error, panicked bool, stack string) error {
+	re := &RecordError{Stage: stage, Node: node, Task: t.id, Origin: t.origin(), Err: err, Panic: panicked, PanicStack: stack}
+	return t.Handle(re)
+}
+
+// Handle applies the handler of re.Stage to re: it returns nil when the record was skipped or
+// dead-lettered (counted and logged), and a fatal error when the task must stop. Drivers use it
+// for errors they see themselves (production failures).
+func (t *Task) Handle(re *RecordError) error {
+	var h ErrorHandler
+	switch re.Stage {
+	case StageDeserialize:
+		h = t.handlers.Deserialization
+	case StageSerialize, StageProduce:
+		h = t.handlers.Production
+	case StageLate:
+		h = ErrorHandler(Skip)
+		if t.handlers.DeadLetterTopic != "" {
+			h = DeadLetter
+		}
+	default:
+		h = t.handlers.Processing
+	}
+	action := ActionFail
+	if h != nil {
+		action = h(re)
+	}
+	if action == ActionDeadLetter && t.handlers.DeadLetterTopic == "" {
+		t.log.Error("dead-letter handler but no dead-letter topic configured; failing", "error", re)
+		action = ActionFail
+	}
+	switch action {
+	case ActionSkip, ActionDeadLetter:
+		t.metrics.Skipped[stageIndex(re.Stage)].Add(1)
+		if action == ActionDeadLetter {
+			t.sendDeadLetter(re)
+			t.metrics.DeadLettered.Add(1)
+		}
+		t.log.Warn("skipped record", "action", action.String(), "stage", string(re.Stage), "node", re.Node,
+			"topic", re.Origin.Topic, "partition", re.Origin.Partition, "offset", re.Origin.Offset, "error", re.Err)
+		return nil
+	default:
+		if t.failed == nil {
+			t.failed = re
+		}
+		return &fatal{err: re}
+	}
+}
+
+func (t *Task) sendDeadLetter(re *RecordError) {
+	out := OutRecord{Topic: t.handlers.DeadLetterTopic, Partition: -1, Timestamp: t.clock()}
+	if t.current != nil {
+		out.Key, out.Value, out.Timestamp = t.current.Key, t.current.Value, t.current.Timestamp
+		out.Headers = DeadLetterHeaders(t.current.Headers, re)
+	} else {
+		out.Headers = DeadLetterHeaders(nil, re)
+	}
+	t.collector.Send(out)
+}
+
+// unwrapFatal turns the internal fatal marker into the *RecordError it carries.
+func unwrapFatal(err error) error {
+	if err == nil {
+		return nil
+	}
+	var f *fatal
+	if errors.As(err, &f) {
+		return f.err
+	}
+	return err
+}
