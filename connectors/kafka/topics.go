@@ -1,0 +1,161 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// TopicSpec is a topic an app owns and creates if missing (repartition and changelog topics).
+type TopicSpec struct {
+	Name string
+	// Partitions to create the topic with; -1 for the broker's default, and then any count is
+	// accepted on an existing topic.
+	Partitions int32
+	// ReplicationFactor; -1 uses the broker's default.
+	ReplicationFactor int16
+	// Configs to create the topic with. Verify checks the ones in Checked against an existing topic.
+	Configs map[string]string
+	// Checked lists the configs an existing topic must have as in Configs (e.g. cleanup.policy):
+	// a difference is an error, not a silent reuse.
+	Checked []string
+}
+
+// MissingTopicsError lists source topics that do not exist.
+type MissingTopicsError struct {
+	Topics []string
+}
+
+func (e *MissingTopicsError) Error() string {
+	return fmt.Sprintf("kafka: source topics do not exist: %s (create them first; Riffle creates only its internal topics)",
+		strings.Join(e.Topics, ", "))
+}
+
+// PartitionCounts returns the partition count of each topic. Topics that do not exist are
+// reported in a *MissingTopicsError.
+func PartitionCounts(ctx context.Context, adm *kadm.Client, topics []string) (map[string]int32, error) {
+	if len(topics) == 0 {
+		return map[string]int32{}, nil
+	}
+	td, err := adm.ListTopics(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: listing topics: %w", err)
+	}
+	out := map[string]int32{}
+	var missing []string
+	for _, t := range topics {
+		d, ok := td[t]
+		switch {
+		case !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+			missing = append(missing, t)
+		case d.Err != nil:
+			return nil, fmt.Errorf("kafka: topic %q: %w", t, d.Err)
+		default:
+			out[t] = int32(len(d.Partitions))
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return out, &MissingTopicsError{Topics: missing}
+	}
+	return out, nil
+}
+
+// EnsureTopics creates the topics that do not exist and verifies those that do: an existing topic
+// with another partition count, or with another value of a checked config, is an error naming the
+// topic, the expected and the actual values.
+func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec) error {
+	if len(specs) == 0 {
+		return nil
+	}
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	existing, err := PartitionCounts(ctx, adm, names)
+	var missing *MissingTopicsError
+	if err != nil && !errors.As(err, &missing) {
+		return err
+	}
+	var errs []error
+	var toCheck []TopicSpec
+	for _, s := range specs {
+		n, exists := existing[s.Name]
+		if !exists {
+			configs := map[string]*string{}
+			for k, v := range s.Configs {
+				configs[k] = &v
+			}
+			rf := s.ReplicationFactor
+			if rf == 0 {
+				rf = -1
+			}
+			resp, err := adm.CreateTopic(ctx, s.Partitions, rf, configs, s.Name)
+			if err == nil {
+				err = resp.Err
+			}
+			if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+				errs = append(errs, fmt.Errorf("kafka: creating topic %q (%d partitions): %w", s.Name, s.Partitions, err))
+			}
+			if errors.Is(err, kerr.TopicAlreadyExists) { // created meanwhile by another instance
+				toCheck = append(toCheck, s)
+			}
+			continue
+		}
+		if s.Partitions > 0 && n != s.Partitions {
+			errs = append(errs, fmt.Errorf("kafka: topic %q exists with %d partitions, but the app needs %d (delete it, or reset the app, to recreate it)", s.Name, n, s.Partitions))
+			continue
+		}
+		toCheck = append(toCheck, s)
+	}
+	if err := verifyConfigs(ctx, adm, toCheck); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func verifyConfigs(ctx context.Context, adm *kadm.Client, specs []TopicSpec) error {
+	var names []string
+	for _, s := range specs {
+		if len(s.Checked) > 0 {
+			names = append(names, s.Name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, names...)
+	if err != nil {
+		return fmt.Errorf("kafka: describing topic configs: %w", err)
+	}
+	byName := map[string]kadm.ResourceConfig{}
+	for _, rc := range rcs {
+		byName[rc.Name] = rc
+	}
+	var errs []error
+	for _, s := range specs {
+		rc, ok := byName[s.Name]
+		if !ok || len(s.Checked) == 0 {
+			continue
+		}
+		if rc.Err != nil {
+			errs = append(errs, fmt.Errorf("kafka: configs of topic %q: %w", s.Name, rc.Err))
+			continue
+		}
+		have := map[string]string{}
+		for _, c := range rc.Configs {
+			have[c.Key] = c.MaybeValue()
+		}
+		for _, k := range s.Checked {
+			if want := s.Configs[k]; have[k] != want {
+				errs = append(errs, fmt.Errorf("kafka: topic %q has %s=%q, but the app needs %q", s.Name, k, have[k], want))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,75 @@
+// Command testapp is the Riffle app that integration and fault tests run as subprocesses, so they
+// can kill it with SIGKILL. It reads int64 values keyed by string and writes, per input record, one
+// output record with the same key:
+//
+//	-mode echo: the value {"seq": v, "instance": ..., "partition": p, "offset": o}
+//
+// It exits 0 on SIGTERM/SIGINT after a clean shutdown, and 1 with the error on a fatal one.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rifflestream/riffle/serde"
+	"github.com/rifflestream/riffle/stream"
+	"github.com/rifflestream/riffle/topology"
+)
+
+// Echo is the output value of -mode echo.
+type Echo struct {
+	Seq       int64  `json:"seq"`
+	Instance  string `json:"instance"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+}
+
+func main() {
+	brokers := flag.String("brokers", os.Getenv("KAFKA_BROKERS"), "bootstrap brokers")
+	appID := flag.String("app-id", "", "application id")
+	input := flag.String("input", "", "input topic")
+	output := flag.String("output", "", "output topic")
+	instance := flag.String("instance", "", "instance name, echoed in outputs")
+	mode := flag.String("mode", "echo", "echo")
+	session := flag.Duration("session-timeout", 6*time.Second, "group session timeout")
+	commit := flag.Duration("commit-interval", time.Second, "commit interval")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("instance", *instance)
+
+	b := stream.NewBuilder()
+	in := stream.From(b, *input, serde.String(), serde.Int64())
+	switch *mode {
+	case "echo":
+		out := stream.Process(in, topology.ProcessorFunc(func(ctx topology.Context[string, Echo], r topology.Record[string, int64]) error {
+			return ctx.Forward(topology.DeriveValue(r, Echo{Seq: r.Value, Instance: *instance, Partition: r.Origin.Partition, Offset: r.Origin.Offset}))
+		}))
+		out.To(*output, serde.String(), serde.JSON[Echo]())
+	default:
+		fmt.Fprintf(os.Stderr, "testapp: unknown mode %q\n", *mode)
+		os.Exit(2)
+	}
+	app, err := stream.NewApp(b, stream.AppID(*appID), stream.Brokers(strings.Split(*brokers, ",")...),
+		stream.CommitInterval(*commit), stream.Logger(log),
+		stream.ClientOptions(kgo.SessionTimeout(*session), kgo.HeartbeatInterval(*session/6)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := app.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "testapp:", err)
+		os.Exit(1)
+	}
+	_ = json.Marshal
+}

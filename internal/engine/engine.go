@@ -1,0 +1,775 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/rifflestream/riffle/topology"
+)
+
+// Guarantee is the processing guarantee.
+type Guarantee int
+
+const (
+	// AtLeastOnce: every input record's effects reach Kafka before its offset is committed; after a
+	// failure some records are processed again.
+	AtLeastOnce Guarantee = iota
+	// ExactlyOnce: outputs, state changes and input offsets commit atomically in Kafka
+	// transactions.
+	ExactlyOnce
+)
+
+func (g Guarantee) String() string {
+	if g == ExactlyOnce {
+		return "exactly_once"
+	}
+	return "at_least_once"
+}
+
+// Config is what the engine needs; package stream builds it from the app's options.
+type Config struct {
+	AppID      string
+	Brokers    []string
+	ClientOpts []kgo.Opt
+	Plan       *topology.Plan
+	Handlers   topology.ErrorHandlers
+	Guarantee  Guarantee
+	// CommitInterval is how often offsets are committed (and caches flushed).
+	CommitInterval time.Duration
+	// OffsetReset is where partitions without a committed offset start, unless their source says
+	// otherwise.
+	OffsetReset topology.OffsetReset
+	// MaxBufferedPerPartition is how many fetched records a partition may hold before fetching
+	// pauses for it (Kafka Streams' buffered.records.per.partition).
+	MaxBufferedPerPartition int
+	// ReplicationFactor of the internal topics the app creates; -1 for the broker's default.
+	ReplicationFactor int16
+	// PurgeInterval is the least time between two purges of consumed repartition records.
+	// Default 30s (Kafka Streams' repartition.purge.interval.ms).
+	PurgeInterval time.Duration
+	// CreateDeadLetterTopic makes start-up create Handlers.DeadLetterTopic if it is missing.
+	CreateDeadLetterTopic bool
+	Stores                topology.StoreOpener
+	Logger                *slog.Logger
+}
+
+// State is where the engine is in its life.
+type State int32
+
+const (
+	StateCreated State = iota
+	StateStarting
+	StateRunning
+	StateStopping
+	StateStopped
+	StateFailed
+)
+
+func (s State) String() string {
+	return [...]string{"created", "starting", "running", "stopping", "stopped", "failed"}[s]
+}
+
+// Engine runs a topology as a member of the app's consumer group.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+
+	cl  *kgo.Client
+	adm *kadm.Client
+
+	produceCtx context.Context // canceled only on a hard stop
+	hardStop   context.CancelFunc
+
+	mu          sync.Mutex // guards tasks, byPartition
+	tasks       map[topology.TaskID]*runner
+	byPartition map[topicPartition]*runner
+	wg          sync.WaitGroup // runner goroutines
+	bg          sync.WaitGroup // background admin requests (purges)
+
+	commitMu  sync.Mutex // one commit at a time: the committer, revocations and shutdown
+	commitNow chan struct{}
+
+	partMu     sync.Mutex
+	partCounts map[string]int32
+
+	// Repartition topics keep records until the app deletes them: after commits, the committed
+	// offsets of internal source partitions are purged with DeleteRecords, at most every
+	// purgeInterval (Kafka Streams' repartition.purge.interval.ms).
+	purgeMu   sync.Mutex
+	toPurge   map[string]map[int32]int64
+	lastPurge time.Time
+
+	failOnce sync.Once
+	failErr  error
+	failed   chan struct{}
+
+	state atomic.Int32
+
+	// metrics
+	processed      atomic.Int64
+	produced       atomic.Int64
+	commits        atomic.Int64
+	rebalances     atomic.Int64
+	generation     atomic.Int32
+	skippedProduce atomic.Int64
+	deadLettered   atomic.Int64
+	closedMetrics  taskCounters // of tasks closed on this instance; guarded by mu
+}
+
+// taskCounters sums topology.TaskMetrics.
+type taskCounters struct {
+	skipped      map[topology.Stage]int64
+	deadLettered int64
+}
+
+var stages = []topology.Stage{topology.StageDeserialize, topology.StageProcess, topology.StagePunctuate,
+	topology.StageSerialize, topology.StageProduce, topology.StageLate}
+
+func (c *taskCounters) add(m *topology.TaskMetrics) {
+	if c.skipped == nil {
+		c.skipped = map[topology.Stage]int64{}
+	}
+	for _, s := range stages {
+		c.skipped[s] += m.SkippedAt(s)
+	}
+	c.deadLettered += m.DeadLettered.Load()
+}
+
+// Metrics are an engine's counters since it started.
+type Metrics struct {
+	State            string
+	Tasks            int
+	RecordsProcessed int64
+	RecordsProduced  int64
+	Commits          int64
+	// Rebalances counts the assignments this instance received; Generation is the group's
+	// generation at the last one (each completed rebalance of the group increments it).
+	Rebalances int64
+	Generation int32
+	// Skipped counts records dropped by an error handler (skip or dead-letter), by stage:
+	// "deserialize", "process", "punctuate", "serialize", "produce", "late".
+	Skipped map[string]int64
+	// DeadLettered counts records written to the dead-letter topic.
+	DeadLettered int64
+}
+
+// Metrics returns the engine's counters.
+func (e *Engine) Metrics() Metrics {
+	e.mu.Lock()
+	var c taskCounters
+	c.add(&topology.TaskMetrics{})
+	for s, n := range e.closedMetrics.skipped {
+		c.skipped[s] += n
+	}
+	c.deadLettered = e.closedMetrics.deadLettered
+	for _, r := range e.tasks {
+		if r.task != nil {
+			c.add(r.task.Metrics())
+		}
+	}
+	tasks := len(e.tasks)
+	e.mu.Unlock()
+	m := Metrics{
+		State: e.State().String(), Tasks: tasks,
+		RecordsProcessed: e.processed.Load(), RecordsProduced: e.produced.Load(),
+		Commits: e.commits.Load(), Rebalances: e.rebalances.Load(), Generation: e.generation.Load(),
+		Skipped:      map[string]int64{},
+		DeadLettered: c.deadLettered + e.deadLettered.Load(),
+	}
+	for s, n := range c.skipped {
+		m.Skipped[string(s)] = n
+	}
+	m.Skipped[string(topology.StageProduce)] += e.skippedProduce.Load()
+	return m
+}
+
+// New checks the configuration. It starts nothing: Run does.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Plan == nil {
+		return nil, errors.New("engine: no topology plan")
+	}
+	if cfg.AppID == "" {
+		return nil, errors.New("engine: no application id")
+	}
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("engine: no brokers")
+	}
+	if cfg.CommitInterval <= 0 {
+		return nil, fmt.Errorf("engine: commit interval %v must be positive", cfg.CommitInterval)
+	}
+	if cfg.PurgeInterval <= 0 {
+		cfg.PurgeInterval = 30 * time.Second
+	}
+	if cfg.MaxBufferedPerPartition <= 0 {
+		cfg.MaxBufferedPerPartition = 1000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Guarantee == ExactlyOnce {
+		return nil, errors.New("engine: exactly-once is not available yet")
+	}
+	e := &Engine{
+		cfg:         cfg,
+		log:         cfg.Logger.With("app", cfg.AppID),
+		tasks:       map[topology.TaskID]*runner{},
+		byPartition: map[topicPartition]*runner{},
+		commitNow:   make(chan struct{}, 1),
+		partCounts:  map[string]int32{},
+		failed:      make(chan struct{}),
+	}
+	return e, nil
+}
+
+// State returns the engine's state.
+func (e *Engine) State() State { return State(e.state.Load()) }
+
+// Tasks returns the ids of the active tasks on this instance, sorted.
+func (e *Engine) Tasks() []topology.TaskID {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]topology.TaskID, 0, len(e.tasks))
+	for id := range e.tasks {
+		out = append(out, id)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Subtopology < out[j].Subtopology || out[i].Subtopology == out[j].Subtopology && out[i].Partition < out[j].Partition
+	})
+	return out
+}
+
+// fail records the first fatal error and makes Run shut down.
+func (e *Engine) fail(err error) {
+	e.failOnce.Do(func() {
+		e.failErr = err
+		e.log.Error("fatal error; shutting down", "error", err)
+		close(e.failed)
+	})
+}
+
+func (e *Engine) requestCommit() {
+	select {
+	case e.commitNow <- struct{}{}:
+	default:
+	}
+}
+
+// Run joins the group and processes until ctx is done or a fatal error happens, then commits what
+// is fully processed, leaves the group and returns (nil after ctx, else the error).
+func (e *Engine) Run(ctx context.Context) (err error) {
+	if !e.state.CompareAndSwap(int32(StateCreated), int32(StateStarting)) {
+		return errors.New("engine: Run called twice")
+	}
+	defer func() {
+		if err != nil {
+			e.state.Store(int32(StateFailed))
+		} else {
+			e.state.Store(int32(StateStopped))
+		}
+	}()
+	e.produceCtx, e.hardStop = context.WithCancel(context.Background())
+	defer e.hardStop()
+
+	if err := e.prepare(ctx); err != nil {
+		return err
+	}
+	defer e.adm.Close()
+
+	if err := e.newClient(); err != nil {
+		return err
+	}
+	pollCtx, stopPolling := context.WithCancel(context.Background())
+	pollDone := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		e.pollLoop(pollCtx)
+	}()
+	commitDone := make(chan struct{})
+	stopCommitter := make(chan struct{})
+	go func() {
+		defer close(commitDone)
+		e.committer(stopCommitter)
+	}()
+	e.state.Store(int32(StateRunning))
+	e.log.Info("running", "subtopologies", len(e.cfg.Plan.Subtopologies), "sources", e.cfg.Plan.SourceTopics())
+
+	select {
+	case <-ctx.Done():
+	case <-e.failed:
+	}
+	e.state.Store(int32(StateStopping))
+	stopPolling()
+	<-pollDone
+	close(stopCommitter)
+	<-commitDone
+
+	// Commit what is fully processed and close every task, then leave the group.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e.mu.Lock()
+	all := make([]*runner, 0, len(e.tasks))
+	for _, r := range e.tasks {
+		all = append(all, r)
+	}
+	e.mu.Unlock()
+	if cerr := e.commitAndClose(shutdownCtx, all); cerr != nil {
+		e.log.Warn("final commit failed; the last records will be processed again", "error", cerr)
+	}
+	e.cl.Close()
+	e.wg.Wait()
+	e.bg.Wait()
+	select {
+	case <-e.failed:
+		return e.failErr
+	default:
+		return nil
+	}
+}
+
+// newClient makes the group member client.
+func (e *Engine) newClient() error {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(e.cfg.Brokers...),
+		kgo.ConsumerGroup(e.cfg.AppID),
+		kgo.ConsumeTopics(e.cfg.Plan.SourceTopics()...),
+		kgo.Balancers(newBalancer(e.cfg.Plan, nil, e.log)),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.DisableAutoCommit(),
+		kgo.OnPartitionsAssigned(e.onAssigned),
+		kgo.OnPartitionsRevoked(e.onRevoked),
+		kgo.OnPartitionsLost(e.onLost),
+		kgo.RecordPartitioner(partitioner{}),
+		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.MaxBufferedRecords(100_000),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.WithLogger(kgoLogger{e.log}),
+	}
+	if e.cfg.OffsetReset == topology.ResetLatest {
+		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
+	} else {
+		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	}
+	opts = append(opts, e.cfg.ClientOpts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("engine: creating the Kafka client: %w", err)
+	}
+	e.cl = cl
+	return nil
+}
+
+// pollLoop fetches records and hands them to the tasks' queues. With BlockRebalanceOnPoll, no
+// rebalance callback runs between a poll and AllowRebalance, so records of a partition being
+// revoked are never handed to a task that no longer owns it.
+func (e *Engine) pollLoop(ctx context.Context) {
+	for {
+		fs := e.cl.PollFetches(ctx)
+		if fs.IsClientClosed() || ctx.Err() != nil {
+			e.cl.AllowRebalance()
+			return
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			if isFatalFetchError(err) {
+				e.fail(fmt.Errorf("engine: fetching %s[%d]: %w", topic, p, err))
+				return
+			}
+			e.log.Warn("fetch error (retried)", "topic", topic, "partition", p, "error", err)
+		})
+		e.mu.Lock()
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			if r := e.byPartition[topicPartition{p.Topic, p.Partition}]; r != nil {
+				r.enqueue(p.Topic, p.Records)
+			}
+		})
+		e.mu.Unlock()
+		e.cl.AllowRebalance()
+	}
+}
+
+func isFatalFetchError(err error) bool {
+	return errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.GroupAuthorizationFailed) ||
+		errors.Is(err, kerr.ClusterAuthorizationFailed) || errors.Is(err, kerr.SaslAuthenticationFailed)
+}
+
+// committer commits every CommitInterval, or sooner when a task asks.
+func (e *Engine) committer(stop <-chan struct{}) {
+	t := time.NewTicker(e.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		case <-e.commitNow:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), max(e.cfg.CommitInterval*4, 30*time.Second))
+		if err := e.commitAll(ctx); err != nil {
+			e.log.Warn("commit failed; will retry at the next interval", "error", err)
+		}
+		cancel()
+	}
+}
+
+// commitAll commits the processed offsets of every task.
+func (e *Engine) commitAll(ctx context.Context) error {
+	e.commitMu.Lock()
+	defer e.commitMu.Unlock()
+	e.mu.Lock()
+	runners := make([]*runner, 0, len(e.tasks))
+	for _, r := range e.tasks {
+		runners = append(runners, r)
+	}
+	e.mu.Unlock()
+	var snaps []snapshot
+	for _, r := range runners {
+		var s snapshot
+		if r.call(ctx, func() { s = r.takeSnapshot() }) && s.ok {
+			snaps = append(snaps, s)
+		}
+	}
+	return e.commit(ctx, snaps)
+}
+
+// commit waits until everything the snapshots' tasks produced is acknowledged, then commits their
+// offsets in one request.
+func (e *Engine) commit(ctx context.Context, snaps []snapshot) error {
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for _, s := range snaps {
+		ok, err := s.epoch.wait(ctx)
+		if err != nil {
+			return fmt.Errorf("engine: waiting for task %s's records to be acknowledged: %w", s.r.id, err)
+		}
+		if !ok {
+			continue // a record failed to produce: this task's offsets must not move
+		}
+		for t, ps := range s.offsets {
+			if offsets[t] == nil {
+				offsets[t] = map[int32]kgo.EpochOffset{}
+			}
+			for p, o := range ps {
+				offsets[t][p] = o
+			}
+		}
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	var cerr error
+	e.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
+					cerr = fmt.Errorf("committing %s[%d]: %w", t.Topic, p.Partition, err)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		return fmt.Errorf("engine: commit: %w", cerr)
+	}
+	e.commits.Add(1)
+	e.notePurge(offsets)
+	return nil
+}
+
+// notePurge remembers committed offsets of repartition topics and purges them when due.
+func (e *Engine) notePurge(committed map[string]map[int32]kgo.EpochOffset) {
+	e.purgeMu.Lock()
+	defer e.purgeMu.Unlock()
+	for _, s := range e.cfg.Plan.Subtopologies {
+		for topic := range s.Internal {
+			for p, o := range committed[topic] {
+				if e.toPurge == nil {
+					e.toPurge = map[string]map[int32]int64{}
+				}
+				if e.toPurge[topic] == nil {
+					e.toPurge[topic] = map[int32]int64{}
+				}
+				e.toPurge[topic][p] = o.Offset
+			}
+		}
+	}
+	if len(e.toPurge) == 0 || time.Since(e.lastPurge) < e.cfg.PurgeInterval {
+		return
+	}
+	e.lastPurge = time.Now()
+	offsets := kadm.Offsets{}
+	for t, ps := range e.toPurge {
+		for p, o := range ps {
+			offsets.Add(kadm.Offset{Topic: t, Partition: p, At: o, LeaderEpoch: -1})
+		}
+	}
+	e.toPurge = nil
+	e.bg.Add(1)
+	go func() { // best effort, off the commit path: a failed purge is retried with the next one
+		defer e.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		resp, err := e.adm.DeleteRecords(ctx, offsets)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			e.log.Debug("purging consumed repartition records failed; will retry", "error", err)
+		}
+	}()
+}
+
+// commitAndClose takes a final snapshot of each runner, stops it, commits, and closes the tasks.
+func (e *Engine) commitAndClose(ctx context.Context, runners []*runner) error {
+	if len(runners) == 0 {
+		return nil
+	}
+	e.commitMu.Lock()
+	defer e.commitMu.Unlock()
+	var snaps []snapshot
+	for _, r := range runners {
+		s, ok := r.snapshotAndStop(ctx)
+		if !ok {
+			r.abort()
+			continue
+		}
+		if s.ok {
+			snaps = append(snaps, s)
+		}
+	}
+	err := e.commit(ctx, snaps)
+	for _, r := range runners {
+		e.closeRunner(r)
+	}
+	return err
+}
+
+// closeRunner closes a stopped runner's task and forgets it.
+func (e *Engine) closeRunner(r *runner) {
+	r.release()
+	if err := r.task.Close(); err != nil {
+		e.log.Warn("closing task", "task", r.id.String(), "error", err)
+	}
+	e.mu.Lock()
+	e.closedMetrics.add(r.task.Metrics())
+	if e.tasks[r.id] == r {
+		delete(e.tasks, r.id)
+	}
+	for tp, x := range e.byPartition {
+		if x == r {
+			delete(e.byPartition, tp)
+		}
+	}
+	e.mu.Unlock()
+}
+
+// onAssigned creates the tasks of newly assigned partitions and starts them.
+func (e *Engine) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	e.rebalances.Add(1)
+	_, gen := cl.GroupMetadata()
+	e.generation.Store(gen)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var started []string
+	for topic, parts := range assigned {
+		sub, ok := e.cfg.Plan.SubtopologyOf(topic)
+		if !ok {
+			e.log.Warn("assigned a topic the topology does not read", "topic", topic)
+			continue
+		}
+		for _, p := range parts {
+			id := topology.TaskID{Subtopology: sub, Partition: p}
+			r, ok := e.tasks[id]
+			if !ok {
+				r = newRunner(e, id, nil)
+				task, err := e.cfg.Plan.NewTask(id, topology.TaskConfig{
+					Collector: runnerCollector{r: r},
+					Handlers:  e.cfg.Handlers,
+					Logger:    e.log,
+					Stores:    e.cfg.Stores,
+				})
+				if err == nil {
+					err = task.Init()
+				}
+				if err != nil {
+					e.fail(fmt.Errorf("engine: starting task %s: %w", id, err))
+					continue
+				}
+				r.task = task
+				e.tasks[id] = r
+				started = append(started, id.String())
+				e.wg.Add(1)
+				go func() {
+					defer e.wg.Done()
+					r.run()
+				}()
+			}
+			r.addPartition(topic, p)
+			e.byPartition[topicPartition{topic, p}] = r
+		}
+	}
+	if len(started) > 0 {
+		sort.Strings(started)
+		e.log.Info("tasks assigned", "tasks", started)
+	}
+}
+
+// onRevoked commits and closes the tasks of revoked partitions before they move to another member.
+func (e *Engine) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	runners := e.runnersOf(revoked)
+	if len(runners) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := e.commitAndClose(cctx, runners); err != nil {
+		e.log.Warn("commit on revocation failed; the next owner reprocesses from the last commit", "error", err)
+	}
+	e.log.Info("tasks revoked", "tasks", ids(runners))
+}
+
+// onLost drops the tasks of lost partitions without committing: another member may own them now.
+func (e *Engine) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	runners := e.runnersOf(lost)
+	for _, r := range runners {
+		r.abort()
+		e.closeRunner(r)
+	}
+	if len(runners) > 0 {
+		e.log.Warn("tasks lost (the group moved on without this member); dropped without committing", "tasks", ids(runners))
+	}
+}
+
+func (e *Engine) runnersOf(parts map[string][]int32) []*runner {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	seen := map[*runner]bool{}
+	var out []*runner
+	for topic, ps := range parts {
+		for _, p := range ps {
+			if r := e.byPartition[topicPartition{topic, p}]; r != nil && !seen[r] {
+				seen[r] = true
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+func ids(rs []*runner) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.id.String()
+	}
+	sort.Strings(out)
+	return out
+}
+
+// partitionCount returns a topic's partition count, from a cache filled on first use.
+func (e *Engine) partitionCount(topic string) (int32, error) {
+	e.partMu.Lock()
+	n, ok := e.partCounts[topic]
+	e.partMu.Unlock()
+	if ok {
+		return n, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	td, err := e.adm.ListTopics(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	d, ok := td[topic]
+	if !ok || d.Err != nil {
+		return 0, fmt.Errorf("engine: topic %q does not exist", topic)
+	}
+	n = int32(len(d.Partitions))
+	e.partMu.Lock()
+	e.partCounts[topic] = n
+	e.partMu.Unlock()
+	return n, nil
+}
+
+// WaitIdle returns once every record that was in the app's source topics when it was called has
+// been processed and committed, following repartition topics until they too are drained: the
+// group's committed offsets reach the topics' end offsets twice in a row. It asks for commits
+// instead of waiting out the commit interval. Useful for tests, batch jobs and examples that
+// feed a fixed input.
+func (e *Engine) WaitIdle(ctx context.Context) error {
+	topics := e.cfg.Plan.SourceTopics()
+	stable := 0
+	for {
+		if e.State() == StateFailed || e.State() == StateStopped {
+			return errors.New("engine: the app is not running")
+		}
+		select {
+		case <-e.failed:
+			return e.failErr
+		default:
+		}
+		if e.adm != nil && e.State() == StateRunning {
+			idle, err := e.caughtUp(ctx, topics)
+			if err != nil {
+				return err
+			}
+			if idle {
+				stable++
+			} else {
+				stable = 0
+			}
+			if stable >= 2 {
+				return nil
+			}
+			e.requestCommit()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-e.failed:
+			return e.failErr
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (e *Engine) caughtUp(ctx context.Context, topics []string) (bool, error) {
+	ends, err := e.adm.ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return false, fmt.Errorf("engine: listing end offsets: %w", err)
+	}
+	committed, err := e.adm.FetchOffsets(ctx, e.cfg.AppID)
+	if err != nil {
+		return false, fmt.Errorf("engine: fetching committed offsets: %w", err)
+	}
+	idle := true
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset == 0 {
+			return
+		}
+		c, ok := committed.Lookup(o.Topic, o.Partition)
+		if !ok || c.At < o.Offset {
+			idle = false
+		}
+	})
+	return idle, nil
+}

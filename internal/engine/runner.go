@@ -1,0 +1,330 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rifflestream/riffle/topology"
+)
+
+// runner runs one active task on its own goroutine: it takes records from the task's partition
+// queues (filled by the poll loop), lowest timestamp first across partitions, processes them one
+// by one, and serves control requests (commit snapshots, stop) between records.
+type runner struct {
+	e    *Engine
+	id   topology.TaskID
+	task *topology.Task
+
+	mu       sync.Mutex // guards queues and paused state, shared with the poll loop
+	queues   []*partQueue
+	byTopic  map[string]*partQueue
+	signal   chan struct{} // records arrived
+	ctrl     chan func()   // run on the runner goroutine between records
+	quit     chan struct{} // stop without committing (lost partitions, hard shutdown)
+	exited   chan struct{}
+	stopping bool // set on the runner goroutine by a stop request
+
+	// Owned by the runner goroutine.
+	epoch    *epoch
+	origin   topology.Origin // of the record being processed, for produce errors
+	raw      topology.RawRecord
+	failed   error // the fatal error that stopped this task, if any
+	batch    []*kgo.Record
+	lastPunc time.Time
+}
+
+// partQueue is one input partition's buffer.
+type partQueue struct {
+	topic     string
+	partition int32
+	recs      []*kgo.Record
+	head      int
+	paused    bool
+	// next is the offset to commit: one past the last processed record; -1 until one is processed.
+	next        int64
+	leaderEpoch int32
+}
+
+func (q *partQueue) len() int { return len(q.recs) - q.head }
+
+func newRunner(e *Engine, id topology.TaskID, task *topology.Task) *runner {
+	return &runner{
+		e: e, id: id, task: task,
+		byTopic: map[string]*partQueue{},
+		signal:  make(chan struct{}, 1),
+		ctrl:    make(chan func()),
+		quit:    make(chan struct{}),
+		exited:  make(chan struct{}),
+		epoch:   newEpoch(nil),
+	}
+}
+
+// addPartition registers an input partition of the task. Called before the runner starts, or
+// under e.mu from the assignment callback.
+func (r *runner) addPartition(topic string, partition int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.byTopic[topic]; ok {
+		return
+	}
+	q := &partQueue{topic: topic, partition: partition, next: -1}
+	r.byTopic[topic] = q
+	r.queues = append(r.queues, q)
+}
+
+// enqueue adds fetched records; called by the poll loop. It pauses the partition when its buffer
+// is over the limit, so a slow task does not make the client buffer without bound.
+func (r *runner) enqueue(topic string, recs []*kgo.Record) {
+	r.mu.Lock()
+	q := r.byTopic[topic]
+	if q == nil {
+		r.mu.Unlock()
+		return
+	}
+	if q.head > 0 && q.head == len(q.recs) {
+		q.recs, q.head = q.recs[:0], 0
+	}
+	q.recs = append(q.recs, recs...)
+	if !q.paused && q.len() >= r.e.cfg.MaxBufferedPerPartition {
+		q.paused = true
+		r.e.cl.PauseFetchPartitions(map[string][]int32{q.topic: {q.partition}})
+	}
+	r.mu.Unlock()
+	select {
+	case r.signal <- struct{}{}:
+	default:
+	}
+}
+
+// take moves up to max buffered records into r.batch, merging the task's partitions by record
+// timestamp (the lowest first, Kafka Streams' choice rule), and resumes partitions that drained.
+func (r *runner) take(max int) {
+	r.batch = r.batch[:0]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.queues) == 1 {
+		q := r.queues[0]
+		n := min(q.len(), max)
+		r.batch = append(r.batch, q.recs[q.head:q.head+n]...)
+		clear(q.recs[q.head : q.head+n])
+		q.head += n
+	} else {
+		for len(r.batch) < max {
+			var best *partQueue
+			for _, q := range r.queues {
+				if q.len() == 0 {
+					continue
+				}
+				if best == nil || q.recs[q.head].Timestamp.Before(best.recs[best.head].Timestamp) {
+					best = q
+				}
+			}
+			if best == nil {
+				break
+			}
+			r.batch = append(r.batch, best.recs[best.head])
+			best.recs[best.head] = nil
+			best.head++
+		}
+	}
+	for _, q := range r.queues {
+		if q.paused && q.len() <= r.e.cfg.MaxBufferedPerPartition/2 {
+			q.paused = false
+			r.e.cl.ResumeFetchPartitions(map[string][]int32{q.topic: {q.partition}})
+		}
+	}
+}
+
+// release forgets the task's partitions: buffered records are dropped (they were not processed,
+// so their offsets are not committed) and paused partitions are resumed, since kgo keeps a pause
+// across a revoke and a later reassignment would otherwise never fetch.
+func (r *runner) release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	resume := map[string][]int32{}
+	for _, q := range r.queues {
+		if q.paused {
+			resume[q.topic] = append(resume[q.topic], q.partition)
+			q.paused = false
+		}
+		q.recs, q.head = nil, 0
+	}
+	if len(resume) > 0 {
+		r.e.cl.ResumeFetchPartitions(resume)
+	}
+}
+
+const batchSize = 500
+
+// run is the runner goroutine.
+func (r *runner) run() {
+	defer close(r.exited)
+	wall := time.NewTimer(time.Hour)
+	defer wall.Stop()
+	for !r.stopping {
+		select {
+		case f := <-r.ctrl:
+			f()
+			continue
+		case <-r.quit:
+			return
+		default:
+		}
+		if r.failed == nil {
+			r.take(batchSize)
+		} else {
+			r.batch = r.batch[:0]
+		}
+		if len(r.batch) == 0 {
+			r.armWallTimer(wall)
+			select {
+			case <-r.signal:
+			case f := <-r.ctrl:
+				f()
+			case <-r.quit:
+				return
+			case <-wall.C:
+				r.punctuate()
+			}
+			continue
+		}
+		for i, rec := range r.batch {
+			if err := r.process(rec); err != nil {
+				r.fail(err)
+				clear(r.batch[i:])
+				break
+			}
+		}
+		r.punctuate()
+		if r.failed == nil && r.task.CommitRequested() {
+			r.e.requestCommit()
+		}
+	}
+}
+
+func (r *runner) armWallTimer(t *time.Timer) {
+	next, ok := r.task.NextWallClockPunctuation()
+	d := time.Hour
+	if ok {
+		d = max(time.Until(next), time.Millisecond)
+	}
+	t.Reset(d)
+}
+
+func (r *runner) punctuate() {
+	if r.failed != nil {
+		return
+	}
+	now := time.Now()
+	if now.Sub(r.lastPunc) < time.Millisecond {
+		return
+	}
+	r.lastPunc = now
+	r.origin = topology.Origin{}
+	if err := r.task.PunctuateWallClock(now); err != nil {
+		r.fail(err)
+	}
+}
+
+func (r *runner) process(rec *kgo.Record) error {
+	q := r.byTopic[rec.Topic]
+	r.raw = topology.RawRecord{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+		Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Headers: fromKgoHeaders(rec.Headers)}
+	r.origin = topology.Origin{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
+	err := r.task.Process(&r.raw)
+	r.raw = topology.RawRecord{}
+	if err != nil {
+		return err
+	}
+	q.next, q.leaderEpoch = rec.Offset+1, rec.LeaderEpoch
+	r.e.processed.Add(1)
+	return nil
+}
+
+// fail records a fatal error: the task stops processing and the app shuts down.
+func (r *runner) fail(err error) {
+	if r.failed != nil {
+		return
+	}
+	r.failed = err
+	r.e.fail(fmt.Errorf("task %s: %w", r.id, err))
+}
+
+// snapshot is what a commit needs from one task.
+type snapshot struct {
+	r       *runner
+	offsets map[string]map[int32]kgo.EpochOffset
+	epoch   *epoch
+	// ok is false when the task failed: its progress since the last commit is dropped.
+	ok bool
+}
+
+// takeSnapshot runs on the runner goroutine: it flushes the task (emitting cached updates into the
+// current epoch), records the offsets processed so far, and closes the epoch.
+func (r *runner) takeSnapshot() snapshot {
+	s := snapshot{r: r}
+	if r.failed != nil {
+		return s
+	}
+	r.origin = topology.Origin{}
+	if err := r.task.Flush(); err != nil {
+		r.fail(err)
+		return s
+	}
+	s.offsets = map[string]map[int32]kgo.EpochOffset{}
+	for _, q := range r.queues {
+		if q.next >= 0 {
+			s.offsets[q.topic] = map[int32]kgo.EpochOffset{q.partition: {Epoch: q.leaderEpoch, Offset: q.next}}
+		}
+	}
+	s.epoch = r.epoch
+	r.epoch = newEpoch(s.epoch)
+	s.epoch.release()
+	s.ok = true
+	return s
+}
+
+// call runs f on the runner goroutine and waits for it. It returns false if the runner has exited.
+func (r *runner) call(ctx context.Context, f func()) bool {
+	done := make(chan struct{})
+	select {
+	case r.ctrl <- func() { f(); close(done) }:
+	case <-r.exited:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// snapshotAndStop takes a final snapshot and stops the runner goroutine.
+func (r *runner) snapshotAndStop(ctx context.Context) (snapshot, bool) {
+	var s snapshot
+	ok := r.call(ctx, func() {
+		s = r.takeSnapshot()
+		r.stopping = true
+	})
+	if ok {
+		<-r.exited
+	}
+	return s, ok
+}
+
+// abort stops the runner without a snapshot and waits for it.
+func (r *runner) abort() {
+	select {
+	case <-r.quit:
+	default:
+		close(r.quit)
+	}
+	<-r.exited
+}
