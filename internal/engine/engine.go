@@ -162,6 +162,11 @@ type Metrics struct {
 	Skipped map[string]int64
 	// DeadLettered counts records written to the dead-letter topic.
 	DeadLettered int64
+	// BufferedRecords is the number of fetched records waiting in task queues now, and
+	// PausedPartitions the number of partitions whose fetching is paused because their task is
+	// behind (backpressure).
+	BufferedRecords  int
+	PausedPartitions int
 }
 
 // Metrics returns the engine's counters.
@@ -173,10 +178,14 @@ func (e *Engine) Metrics() Metrics {
 		c.skipped[s] += n
 	}
 	c.deadLettered = e.closedMetrics.deadLettered
+	var buffered, paused int
 	for _, r := range e.tasks {
 		if r.task != nil {
 			c.add(r.task.Metrics())
 		}
+		b, p := r.buffered()
+		buffered += b
+		paused += p
 	}
 	tasks := len(e.tasks)
 	e.mu.Unlock()
@@ -184,8 +193,9 @@ func (e *Engine) Metrics() Metrics {
 		State: e.State().String(), Tasks: tasks,
 		RecordsProcessed: e.processed.Load(), RecordsProduced: e.produced.Load(),
 		Commits: e.commits.Load(), Rebalances: e.rebalances.Load(), Generation: e.generation.Load(),
-		Skipped:      map[string]int64{},
-		DeadLettered: c.deadLettered + e.deadLettered.Load(),
+		Skipped:         map[string]int64{},
+		DeadLettered:    c.deadLettered + e.deadLettered.Load(),
+		BufferedRecords: buffered, PausedPartitions: paused,
 	}
 	for s, n := range c.skipped {
 		m.Skipped[string(s)] = n

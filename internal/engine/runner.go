@@ -139,6 +139,19 @@ func (r *runner) take(max int) {
 	}
 }
 
+// buffered returns how many records wait in the task's queues, and how many partitions are paused.
+func (r *runner) buffered() (records, paused int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, q := range r.queues {
+		records += q.len()
+		if q.paused {
+			paused++
+		}
+	}
+	return records, paused
+}
+
 // release forgets the task's partitions: buffered records are dropped (they were not processed,
 // so their offsets are not committed) and paused partitions are resumed, since kgo keeps a pause
 // across a revoke and a later reassignment would otherwise never fetch.
