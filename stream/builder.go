@@ -30,6 +30,10 @@ func (b *Builder) Build() (*topology.Topology, error) {
 // Topology returns the topology being built, errors and all (for Describe while declaring).
 func (b *Builder) Topology() *topology.Topology { return b.topo }
 
+// AddStore adds a state store to the topology, for custom processors: connect it with WithStores
+// on Process and reach it in the processor with state.KeyValue.
+func (b *Builder) AddStore(spec topology.StoreSpec) { b.topo.AddStore(spec) }
+
 // Describe describes the topology built so far.
 func (b *Builder) Describe() topology.Description { return b.topo.Describe() }
 

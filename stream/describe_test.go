@@ -49,6 +49,7 @@ type str = stream.Stream[string, string]
 
 func runScript(t *testing.T, td *datadriven.TestData, b *stream.Builder) {
 	vars := map[string]str{}
+	tables := map[string]stream.Table[string, int64]{}
 	get := func(name string) str {
 		s, ok := vars[name]
 		if !ok {
@@ -137,6 +138,28 @@ func runScript(t *testing.T, td *datadriven.TestData, b *stream.Builder) {
 				func(ctx topology.Context[string, string], r topology.Record[string, string]) error {
 					return ctx.Forward(r)
 				}), opts...))
+		case "groupbycount", "count":
+			var g stream.Grouped[string, string]
+			if op == "count" {
+				g = stream.GroupByKey(get(pos[0]))
+			} else {
+				g = stream.GroupBy(get(pos[0]), func(k, v string) (string, error) { return v, nil }, serde.String())
+			}
+			var copts []stream.Option
+			for _, a := range pos[1:] {
+				if s, ok := strings.CutPrefix(a, "store:"); ok {
+					copts = append(copts, stream.Materialized(s))
+				}
+			}
+			tables[outs[0]] = stream.Count(g, copts...)
+			continue
+		case "tostream":
+			t := tables[pos[0]]
+			tables[pos[0]] = t
+			s := t.ToStream()
+			result = append(result, stream.MapValues(s, func(n int64) (string, error) { return strconv.FormatInt(n, 10), nil }, stream.WithValueSerde(serde.String())))
+		case "tablestreamto":
+			tables[pos[0]].ToStream().To(pos[1], serde.String(), serde.Int64(), opts...)
 		case "to":
 			get(pos[0]).To(pos[1], serde.String(), serde.String(), opts...)
 		case "todynamic":

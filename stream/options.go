@@ -25,6 +25,12 @@ type options struct {
 	extractor  any // topology.TimestampExtractor[K, V]
 	reset      topology.OffsetReset
 	stores     []string
+	// materialization
+	store       string
+	memory      bool
+	noCaching   bool
+	noChangelog bool
+	bufferBytes int
 }
 
 type optionFunc struct {
@@ -38,15 +44,49 @@ func (o optionFunc) applyOption(opts *options) {
 }
 
 const (
-	optNamed       = "Named"
-	optKeySerde    = "WithKeySerde"
-	optValueSerde  = "WithValueSerde"
-	optPartitions  = "WithPartitions"
-	optPartitioner = "WithPartitioner"
-	optExtractor   = "WithTimestampExtractor"
-	optReset       = "WithOffsetReset"
-	optStores      = "WithStores"
+	optNamed        = "Named"
+	optKeySerde     = "WithKeySerde"
+	optValueSerde   = "WithValueSerde"
+	optPartitions   = "WithPartitions"
+	optPartitioner  = "WithPartitioner"
+	optExtractor    = "WithTimestampExtractor"
+	optReset        = "WithOffsetReset"
+	optStores       = "WithStores"
+	optMaterialized = "Materialized"
+	optInMemory     = "InMemory"
+	optNoCaching    = "WithoutCaching"
+	optNoChangelog  = "WithoutChangelog"
+	optBufferBytes  = "StoreBufferBytes"
 )
+
+// Materialized names the store of a stateful operation (and so its changelog topic,
+// "<appID>-<name>-changelog", and the repartition topic in front of it). Without it the name is
+// generated, e.g. "KSTREAM-AGGREGATE-STATE-STORE-0000000003". Kafka Streams' Materialized.as.
+func Materialized(storeName string) Option {
+	return optionFunc{kind: optMaterialized, f: func(o *options) { o.store = storeName }}
+}
+
+// InMemory keeps the operation's store in memory instead of Pebble: restarts restore it in full
+// from its changelog.
+func InMemory() Option { return optionFunc{kind: optInMemory, f: func(o *options) { o.memory = true }} }
+
+// WithoutCaching makes the operation pass every update downstream and to the changelog at once,
+// instead of the last one per key at each commit.
+func WithoutCaching() Option {
+	return optionFunc{kind: optNoCaching, f: func(o *options) { o.noCaching = true }}
+}
+
+// WithoutChangelog gives the operation's store no changelog topic: its state is not fault
+// tolerant (a moved or crashed task starts empty).
+func WithoutChangelog() Option {
+	return optionFunc{kind: optNoChangelog, f: func(o *options) { o.noChangelog = true }}
+}
+
+// StoreBufferBytes sets the per-task write buffer of the operation's store; when it fills up the
+// task commits early. Default 4 MiB.
+func StoreBufferBytes(n int) Option {
+	return optionFunc{kind: optBufferBytes, f: func(o *options) { o.bufferBytes = n }}
+}
 
 // Named names the node an operation creates (and, for operations that create internal topics
 // or stores, the base of their names). Without it, names are generated as Kafka Streams does,

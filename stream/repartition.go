@@ -2,11 +2,14 @@ package stream
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/rifflestream/riffle/serde"
 	"github.com/rifflestream/riffle/topology"
 )
+
+var generatedName = regexp.MustCompile(`^KSTREAM.*-[0-9]{10}$`)
 
 func errorf(format string, args ...any) error { return fmt.Errorf("stream: "+format, args...) }
 
@@ -72,9 +75,11 @@ func repartition[K, V any](s Stream[K, V], op, base string, o *options, dropNull
 	if !strings.HasSuffix(topic, "-repartition") {
 		topic += "-repartition"
 	}
+	// Kafka Streams' rule: the counter advances either way; the nodes are named after the topic
+	// unless its base name is itself generated.
 	genSink, genFilter, genSource := b.newName("KSTREAM-SINK-"), b.newName("KSTREAM-FILTER-"), b.newName("KSTREAM-SOURCE-")
 	sinkName, filterName, sourceName := topic+"-sink", topic+"-filter", topic+"-source"
-	if o.name == "" {
+	if generatedName.MatchString(base) {
 		sinkName, filterName, sourceName = genSink, genFilter, genSource
 	}
 	b.topo.AddInternalTopic(topology.InternalTopic{Name: topic, Partitions: o.partitions, Configs: RepartitionTopicConfigs()})

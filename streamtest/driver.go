@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rifflestream/riffle/internal/murmur2"
+	"github.com/rifflestream/riffle/state"
 	"github.com/rifflestream/riffle/topology"
 )
 
@@ -55,6 +56,9 @@ type Driver struct {
 	queue    []pending
 	seq      int64 // global produce order
 	failed   error
+	manager  *state.Manager // the default (memory) state, when the test gives none
+	// changelogNext is, per task, the offset after its last changelog record in each topic.
+	changelogNext map[topology.TaskID]map[string]int64
 }
 
 type pending struct {
@@ -97,8 +101,7 @@ func ErrorHandlers(h topology.ErrorHandlers) Option { return func(c *config) { c
 // Logger sets the tasks' logger (default: discard).
 func Logger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
-// Stores sets how tasks open state stores (default: package state's memory stores, when the
-// topology has stores).
+// Stores sets how tasks open state stores (default: package state's stores, all kept in memory).
 func Stores(o topology.StoreOpener) Option { return func(c *config) { c.stores = o } }
 
 // DefaultStartTime is the driver's default start time.
@@ -137,10 +140,16 @@ func Start(t Topologist, opts ...Option) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
+	d := &Driver{plan: plan, cfg: cfg, topics: map[string]*memTopic{}, tasks: map[topology.TaskID]*topology.Task{},
+		clock: cfg.start, changelogNext: map[topology.TaskID]map[string]int64{}}
 	if cfg.stores == nil {
-		cfg.stores = defaultStores(plan)
+		m, err := state.OpenManager(state.ManagerOptions{}) // memory only
+		if err != nil {
+			return nil, err
+		}
+		d.manager = m
+		d.cfg.stores = m
 	}
-	d := &Driver{plan: plan, cfg: cfg, topics: map[string]*memTopic{}, tasks: map[topology.TaskID]*topology.Task{}, clock: cfg.start}
 	external := map[string]int32{}
 	for _, topic := range plan.ExternalSourceTopics() {
 		external[topic] = d.topic(topic).partitionCount()
@@ -176,11 +185,11 @@ func Start(t Topologist, opts ...Option) (*Driver, error) {
 		for p := int32(0); p < tasks[s]; p++ {
 			id := topology.TaskID{Subtopology: s, Partition: p}
 			task, err := plan.NewTask(id, topology.TaskConfig{
-				Collector: collector{d: d},
+				Collector: collector{d: d, task: id},
 				Handlers:  cfg.handlers,
 				Logger:    cfg.logger,
 				Clock:     func() time.Time { return d.clock },
-				Stores:    cfg.stores,
+				Stores:    d.cfg.stores,
 			})
 			if err != nil {
 				_ = d.Close()
@@ -280,6 +289,10 @@ func (d *Driver) Close() error {
 		}
 	}
 	d.taskList = nil
+	if d.manager != nil {
+		errs = append(errs, d.manager.Close())
+		d.manager = nil
+	}
 	return errors.Join(errs...)
 }
 
@@ -322,12 +335,17 @@ func (d *Driver) topic(name string) *memTopic {
 
 // append writes a record to a topic and queues it for processing if the topology reads it.
 func (d *Driver) append(topic string, partition int32, r stored) error {
+	_, err := d.appendAt(topic, partition, r)
+	return err
+}
+
+func (d *Driver) appendAt(topic string, partition int32, r stored) (int64, error) {
 	t := d.topic(topic)
 	if partition < 0 {
 		partition = t.partitionFor(r.key)
 	}
 	if partition >= t.partitionCount() {
-		return fmt.Errorf("streamtest: partition %d of topic %q, which has %d", partition, topic, t.partitionCount())
+		return 0, fmt.Errorf("streamtest: partition %d of topic %q, which has %d", partition, topic, t.partitionCount())
 	}
 	d.seq++
 	r.seq = d.seq
@@ -335,7 +353,7 @@ func (d *Driver) append(topic string, partition int32, r stored) error {
 	if _, ok := d.plan.SubtopologyOf(topic); ok {
 		d.queue = append(d.queue, pending{topic: topic, partition: partition, offset: off})
 	}
-	return nil
+	return off, nil
 }
 
 // settle processes queued records until none is left, then commits every task (flushing
@@ -356,6 +374,12 @@ func (d *Driver) settle() error {
 			}
 		}
 		if len(d.queue) == 0 {
+			// Everything flushed is "acknowledged" at once here: commit the stores.
+			for _, t := range d.taskList {
+				if err := t.CommitStores(d.changelogNext[t.ID()]); err != nil {
+					return d.fail(err)
+				}
+			}
 			return nil
 		}
 	}
@@ -373,12 +397,23 @@ func (d *Driver) processOne(p pending) error {
 	return task.Process(raw)
 }
 
-// collector appends what tasks emit to the in-memory topics.
-type collector struct{ d *Driver }
+// collector appends what a task emits to the in-memory topics.
+type collector struct {
+	d    *Driver
+	task topology.TaskID
+}
 
 func (c collector) Send(rec topology.OutRecord) {
-	if err := c.d.append(rec.Topic, rec.Partition, stored{key: rec.Key, value: rec.Value, ts: rec.Timestamp, headers: rec.Headers}); err != nil {
+	off, err := c.d.appendAt(rec.Topic, rec.Partition, stored{key: rec.Key, value: rec.Value, ts: rec.Timestamp, headers: rec.Headers})
+	if err != nil {
 		_ = c.d.fail(err)
+		return
+	}
+	if rec.Changelog {
+		if c.d.changelogNext[c.task] == nil {
+			c.d.changelogNext[c.task] = map[string]int64{}
+		}
+		c.d.changelogNext[c.task][rec.Topic] = off + 1
 	}
 }
 

@@ -166,4 +166,6 @@ type OutRecord struct {
 	Value     []byte
 	Timestamp time.Time
 	Headers   Headers
+	// Changelog marks a store's changelog record: the driver tells the store the offset it got.
+	Changelog bool
 }

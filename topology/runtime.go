@@ -96,6 +96,7 @@ func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
 		return s.task.fail(StageDeserialize, s.name, fmt.Errorf("invalid timestamp %d: negative (a record without a timestamp?); set a timestamp extractor", ms), false, "")
 	}
 	s.task.advanceStreamTime(ms)
+	s.task.currentTS = ms
 	for _, c := range s.children {
 		if err := c.process(rec); err != nil {
 			return err
@@ -198,6 +199,12 @@ func (c *nodeContext[K, V]) StateStore(name string) (StateStore, error) {
 }
 
 func (c *nodeContext[K, V]) Forward(rec Record[K, V]) error {
+	if c.task.current == nil {
+		// A record from a punctuation or a store flush: stores downstream stamp writes with it.
+		prev := c.task.currentTS
+		c.task.currentTS = rec.Timestamp.UnixMilli()
+		defer func() { c.task.currentTS = prev }()
+	}
 	for _, ch := range c.children {
 		if err := ch.process(rec); err != nil {
 			return err
@@ -207,6 +214,11 @@ func (c *nodeContext[K, V]) Forward(rec Record[K, V]) error {
 }
 
 func (c *nodeContext[K, V]) ForwardTo(child string, rec Record[K, V]) error {
+	if c.task.current == nil {
+		prev := c.task.currentTS
+		c.task.currentTS = rec.Timestamp.UnixMilli()
+		defer func() { c.task.currentTS = prev }()
+	}
 	for i, name := range c.childNames {
 		if name == child {
 			return c.children[i].process(rec)

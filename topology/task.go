@@ -56,20 +56,66 @@ type TaskConfig struct {
 	Stores StoreOpener
 }
 
-// StoreOpener opens a task's state store. Package state provides it.
+// StoreOpener opens a task's state stores. Package state provides it.
 type StoreOpener interface {
-	OpenStore(task TaskID, name string) (StateStore, error)
+	OpenStore(ctx StoreContext) (StateStore, error)
+}
+
+// StoreContext is what a store gets from its task.
+type StoreContext struct {
+	Task TaskID
+	Spec StoreSpec
+	// Changelog is the store's changelog topic ("" without one); the task's partition is its
+	// partition.
+	Changelog string
+	// Collector receives the store's changelog records (OutRecord.Changelog set).
+	Collector Collector
+	// Timestamp returns the timestamp (ms) of the record being processed, or stream time in a
+	// punctuation: what a write is stamped with.
+	Timestamp func() int64
+	// RequestCommit asks for an early commit (when the store's write buffer is full).
+	RequestCommit func()
+	Logger        *slog.Logger
 }
 
 // StateStore is a state store as its task sees it. Package state implements the stores and the
 // typed views processors use.
+//
+// Lifecycle: opened when the task is built; restored (Restorable) before processors start;
+// Flush before each commit, then, once everything flushed is acknowledged by Kafka, Commit with
+// the changelog offset reached; Close once. A store never writes to disk what its changelog does
+// not hold: Commit applies the flushed writes and the checkpoint together.
 type StateStore interface {
 	Name() string
-	// Flush emits what the store buffers (cached table updates downstream, changelog records to
-	// the collector). The task calls it before a commit.
+	// Flush emits what the store buffers: changelog records to the collector and, for caching
+	// stores, table updates downstream.
 	Flush() error
-	// Close releases the store; the task calls it once, after its processors closed.
+	// Dirty reports whether writes wait for a Flush.
+	Dirty() bool
+	// Commit makes the flushed writes durable locally with the checkpoint next (the offset after
+	// the store's last changelog record, or -1 if the store has no changelog or wrote none).
+	Commit(next int64) error
+	// Close releases the store, dropping writes not committed.
 	Close() error
+}
+
+// Restorable is a store with a changelog that can be rebuilt from it.
+type Restorable interface {
+	StateStore
+	// RestoreFrom returns the changelog offset to restore from (ok is false without a checkpoint:
+	// restore from the start).
+	RestoreFrom() (offset int64, ok bool, err error)
+	// Restore applies changelog records (a nil Value is a delete), then records next as the
+	// checkpoint, atomically.
+	Restore(records []ChangelogEntry, next int64) error
+	// Wipe drops the store's local state (when the changelog no longer matches it).
+	Wipe() error
+}
+
+// ChangelogEntry is one changelog record being restored.
+type ChangelogEntry struct {
+	Key, Value []byte
+	Timestamp  int64 // ms
 }
 
 // Task runs one sub-topology for one partition. It is I/O free: a driver feeds it raw records with
@@ -92,6 +138,7 @@ type Task struct {
 	streamQ    punctuationQueue
 	wallQ      punctuationQueue
 	current    *RawRecord // the input record being processed; nil in punctuations
+	currentTS  int64      // its extracted timestamp (ms), once the source has extracted it
 
 	commitRequested bool
 	initialized     bool
@@ -174,12 +221,19 @@ func (p *Plan) NewTask(id TaskID, cfg TaskConfig) (*Task, error) {
 		log:        log.With("task", id.String()),
 		clock:      clock,
 		streamTime: math.MinInt64,
+		currentTS:  math.MinInt64,
 	}
 	for _, name := range sub.stores {
 		if cfg.Stores == nil {
 			return nil, fmt.Errorf("topology: task %s needs store %q but the driver opens no stores", id, name)
 		}
-		st, err := cfg.Stores.OpenStore(id, name)
+		spec := p.topo.stores[name].spec
+		changelog := ""
+		if on, _ := spec.Changelog(); on {
+			changelog = p.ChangelogTopic(name)
+		}
+		st, err := cfg.Stores.OpenStore(StoreContext{Task: id, Spec: spec, Changelog: changelog, Collector: cfg.Collector,
+			Timestamp: t.recordTimestamp, RequestCommit: func() { t.commitRequested = true }, Logger: t.log.With("store", name)})
 		if err != nil {
 			t.closeStores()
 			return nil, fmt.Errorf("topology: task %s: opening store %q: %w", id, name, err)
@@ -255,9 +309,9 @@ func (t *Task) Process(raw *RawRecord) error {
 	if t.failed != nil {
 		return t.failed
 	}
-	t.current = raw
+	t.current, t.currentTS = raw, math.MinInt64
 	err := src.processRaw(raw)
-	t.current = nil
+	t.current, t.currentTS = nil, math.MinInt64
 	if err == nil && t.failed != nil {
 		err = t.failed
 	}
@@ -311,13 +365,58 @@ func (t *Task) StreamTime() (time.Time, bool) {
 // Flush flushes every store (emitting cached updates and changelog records). A driver calls it
 // before committing; after it returns, everything the task's processed records caused has been
 // handed to the collector.
+//
+// Flushing a store may forward table updates that write to stores downstream, so stores are
+// flushed until none is dirty.
 func (t *Task) Flush() error {
+	for round := 0; ; round++ {
+		flushed := false
+		for _, s := range t.storeList {
+			if !s.Dirty() {
+				continue
+			}
+			if round >= 64 {
+				return fmt.Errorf("topology: task %s: store %q is still written after 64 flush rounds (stores feeding each other in a cycle?)", t.id, s.Name())
+			}
+			flushed = true
+			if err := s.Flush(); err != nil {
+				return unwrapFatal(fmt.Errorf("topology: task %s: flushing store %q: %w", t.id, s.Name(), err))
+			}
+		}
+		if !flushed {
+			return nil
+		}
+	}
+}
+
+// Stores returns the task's stores, in the order the topology declares them.
+func (t *Task) Stores() []StateStore { return t.storeList }
+
+// CommitStores tells every store that its flushed writes are acknowledged: next maps a changelog
+// topic to the offset after the task's last record in it.
+func (t *Task) CommitStores(next map[string]int64) error {
 	for _, s := range t.storeList {
-		if err := s.Flush(); err != nil {
-			return unwrapFatal(fmt.Errorf("topology: task %s: flushing store %q: %w", t.id, s.Name(), err))
+		off := int64(-1)
+		if n, ok := next[t.plan.ChangelogTopic(s.Name())]; ok {
+			off = n
+		}
+		if err := s.Commit(off); err != nil {
+			return fmt.Errorf("topology: task %s: committing store %q: %w", t.id, s.Name(), err)
 		}
 	}
 	return nil
+}
+
+// recordTimestamp is the timestamp of the record being processed (or forwarded from a punctuation
+// or a flush), or stream time.
+func (t *Task) recordTimestamp() int64 {
+	if t.currentTS != math.MinInt64 {
+		return t.currentTS
+	}
+	if t.streamTime == math.MinInt64 {
+		return 0
+	}
+	return t.streamTime
 }
 
 // CommitRequested reports whether a processor asked for a commit since the last call.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -84,6 +85,7 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec) erro
 	}
 	var errs []error
 	var toCheck []TopicSpec
+	var created []string
 	for _, s := range specs {
 		n, exists := existing[s.Name]
 		if !exists {
@@ -102,6 +104,9 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec) erro
 			if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 				errs = append(errs, fmt.Errorf("kafka: creating topic %q (%d partitions): %w", s.Name, s.Partitions, err))
 			}
+			if err == nil {
+				created = append(created, s.Name)
+			}
 			if errors.Is(err, kerr.TopicAlreadyExists) { // created meanwhile by another instance
 				toCheck = append(toCheck, s)
 			}
@@ -116,7 +121,50 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec) erro
 	if err := verifyConfigs(ctx, adm, toCheck); err != nil {
 		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return waitReady(ctx, adm, created)
+}
+
+// waitReady waits until every partition of the topics has a leader that knows it: a topic just
+// created is not usable at once.
+func waitReady(ctx context.Context, adm *kadm.Client, topics []string) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ready := true
+		td, err := adm.ListTopics(ctx, topics...)
+		if err != nil {
+			ready = false
+		} else {
+			for _, t := range topics {
+				d, ok := td[t]
+				if !ok || d.Err != nil || len(d.Partitions) == 0 {
+					ready = false
+					break
+				}
+				for _, p := range d.Partitions {
+					if p.Err != nil || p.Leader < 0 {
+						ready = false
+					}
+				}
+			}
+		}
+		if ready {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kafka: topics %v were created but are not ready after 60s", topics)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func verifyConfigs(ctx context.Context, adm *kadm.Client, specs []TopicSpec) error {

@@ -3,6 +3,8 @@
 // output record with the same key:
 //
 //	-mode echo: the value {"seq": v, "instance": ..., "partition": p, "offset": o}
+//	-mode count: per key k, the running count of its records, under key "c-"+k (through a
+//	             repartition topic and a Pebble store with a changelog)
 //
 // It exits 0 on SIGTERM/SIGINT after a clean shutdown, and 1 with the error on a fatal one.
 package main
@@ -40,7 +42,8 @@ func main() {
 	input := flag.String("input", "", "input topic")
 	output := flag.String("output", "", "output topic")
 	instance := flag.String("instance", "", "instance name, echoed in outputs")
-	mode := flag.String("mode", "echo", "echo")
+	mode := flag.String("mode", "echo", "echo, or count (per key, through a repartition, with state)")
+	stateDir := flag.String("state-dir", "", "state dir (count mode)")
 	session := flag.Duration("session-timeout", 6*time.Second, "group session timeout")
 	commit := flag.Duration("commit-interval", time.Second, "commit interval")
 	flag.Parse()
@@ -54,13 +57,21 @@ func main() {
 			return ctx.Forward(topology.DeriveValue(r, Echo{Seq: r.Value, Instance: *instance, Partition: r.Origin.Partition, Offset: r.Origin.Offset}))
 		}))
 		out.To(*output, serde.String(), serde.JSON[Echo]())
+	case "count":
+		counts := stream.Count(stream.GroupBy(in, func(k string, _ int64) (string, error) { return "c-" + k, nil }, serde.String()),
+			stream.Materialized("counts"))
+		counts.ToStream().To(*output, nil, nil)
 	default:
 		fmt.Fprintf(os.Stderr, "testapp: unknown mode %q\n", *mode)
 		os.Exit(2)
 	}
-	app, err := stream.NewApp(b, stream.AppID(*appID), stream.Brokers(strings.Split(*brokers, ",")...),
+	opts := []stream.AppOption{}
+	if *stateDir != "" {
+		opts = append(opts, stream.StateDir(*stateDir))
+	}
+	app, err := stream.NewApp(b, append(opts, stream.AppID(*appID), stream.Brokers(strings.Split(*brokers, ",")...),
 		stream.CommitInterval(*commit), stream.Logger(log),
-		stream.ClientOptions(kgo.SessionTimeout(*session), kgo.HeartbeatInterval(*session/6)))
+		stream.ClientOptions(kgo.SessionTimeout(*session), kgo.HeartbeatInterval(*session/6)))...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

@@ -192,6 +192,13 @@ func assignTasks(tasks []taskInfo, members []memberInfo) map[int][]topology.Task
 	if len(members) == 0 || len(tasks) == 0 {
 		return out
 	}
+	// Visit tasks interleaved across sub-topologies (by partition, then sub-topology), so that the
+	// tasks an owner keeps, and those that move, are spread over the sub-topologies.
+	tasks = append([]taskInfo(nil), tasks...)
+	sort.SliceStable(tasks, func(i, j int) bool {
+		a, b := tasks[i].id, tasks[j].id
+		return a.Partition < b.Partition || a.Partition == b.Partition && a.Subtopology < b.Subtopology
+	})
 	// Highest-generation claim per partition.
 	type claim struct {
 		member int

@@ -133,6 +133,26 @@ func TestAssignIsStickyWhenScaling(t *testing.T) {
 	}
 }
 
+// Scaling out a member that owns tasks of two sub-topologies moves half of each, not all of one.
+func TestAssignStickySpreadsSubtopologies(t *testing.T) {
+	tasks := tasksOf(4, 4)
+	one := members(1, 2)
+	first := assignTasks(tasks, one)
+	two := members(2, 2)
+	own(two, tasks, first, 1)
+	got := assignTasks(tasks, two)
+	checkBalanced(t, tasks, two, got)
+	for i := range two {
+		per := map[int]int{}
+		for _, id := range got[i] {
+			per[id.Subtopology]++
+		}
+		if per[0] != 2 || per[1] != 2 {
+			t.Fatalf("member %d has %v tasks per sub-topology, want 2 and 2: %v", i, per, got)
+		}
+	}
+}
+
 // KIP-792: a member that missed rebalances and still claims a partition at an older generation
 // does not take it back from the current owner.
 func TestAssignIgnoresStaleClaims(t *testing.T) {

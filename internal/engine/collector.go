@@ -66,6 +66,9 @@ type outRec struct {
 	ep     *epoch
 	r      *runner
 	origin topology.Origin
+	// slot, for a changelog record, tracks the offset after the last acknowledged record of its
+	// changelog partition: the checkpoint the store may write once the epoch is done.
+	slot *atomic.Int64
 }
 
 func outRecOf(r *kgo.Record) *outRec { return (*outRec)(unsafe.Pointer(r)) }
@@ -90,6 +93,9 @@ type runnerCollector struct{ r *runner }
 func (c runnerCollector) Send(o topology.OutRecord) {
 	r := c.r
 	or := &outRec{ep: r.epoch, r: r, origin: r.origin}
+	if o.Changelog {
+		or.slot = r.changelogSlot(o.Topic)
+	}
 	or.rec = kgo.Record{Topic: o.Topic, Partition: o.Partition, Key: o.Key, Value: o.Value,
 		Timestamp: o.Timestamp, Headers: toKgoHeaders(o.Headers), Context: context.Background()}
 	or.ep.add()
@@ -106,6 +112,13 @@ func (e *Engine) promise(rec *kgo.Record, err error) {
 	or := outRecOf(rec)
 	if err != nil {
 		e.produceFailed(or, err)
+	} else if or.slot != nil {
+		for next := rec.Offset + 1; ; {
+			cur := or.slot.Load()
+			if cur >= next || or.slot.CompareAndSwap(cur, next) {
+				break
+			}
+		}
 	}
 	or.ep.release()
 }

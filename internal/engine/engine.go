@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/rifflestream/riffle/state"
 	"github.com/rifflestream/riffle/topology"
 )
 
@@ -60,8 +61,14 @@ type Config struct {
 	PurgeInterval time.Duration
 	// CreateDeadLetterTopic makes start-up create Handlers.DeadLetterTopic if it is missing.
 	CreateDeadLetterTopic bool
-	Stores                topology.StoreOpener
-	Logger                *slog.Logger
+	// StateDir is this app's state dir ("<stateDir>/<appID>"): locked while the engine runs, it
+	// holds the Pebble stores. Empty keeps every store in memory.
+	StateDir string
+	// StateCleanupDelay is how long local state of a task this instance no longer runs is kept,
+	// for a sticky return, before it is deleted. Default 10 minutes (Kafka Streams'
+	// state.cleanup.delay.ms).
+	StateCleanupDelay time.Duration
+	Logger            *slog.Logger
 }
 
 // State is where the engine is in its life.
@@ -85,8 +92,10 @@ type Engine struct {
 	cfg Config
 	log *slog.Logger
 
-	cl  *kgo.Client
-	adm *kadm.Client
+	cl     *kgo.Client
+	adm    *kadm.Client
+	mgr    *state.Manager
+	stores topology.StoreOpener // the state manager, when the topology has stores
 
 	produceCtx context.Context // canceled only on a hard stop
 	hardStop   context.CancelFunc
@@ -106,6 +115,9 @@ type Engine struct {
 	// Repartition topics keep records until the app deletes them: after commits, the committed
 	// offsets of internal source partitions are purged with DeleteRecords, at most every
 	// purgeInterval (Kafka Streams' repartition.purge.interval.ms).
+	idleMu    sync.Mutex
+	idleSince map[state.StorePartition]time.Time
+
 	purgeMu   sync.Mutex
 	toPurge   map[string]map[int32]int64
 	lastPurge time.Time
@@ -124,6 +136,7 @@ type Engine struct {
 	generation     atomic.Int32
 	skippedProduce atomic.Int64
 	deadLettered   atomic.Int64
+	restored       atomic.Int64
 	closedMetrics  taskCounters // of tasks closed on this instance; guarded by mu
 }
 
@@ -162,6 +175,9 @@ type Metrics struct {
 	Skipped map[string]int64
 	// DeadLettered counts records written to the dead-letter topic.
 	DeadLettered int64
+	// RecordsRestored counts changelog records read back into stores (after a crash or a task
+	// move; zero after a clean stop and restart on the same state dir).
+	RecordsRestored int64
 	// BufferedRecords is the number of fetched records waiting in task queues now, and
 	// PausedPartitions the number of partitions whose fetching is paused because their task is
 	// behind (backpressure).
@@ -195,6 +211,7 @@ func (e *Engine) Metrics() Metrics {
 		Commits: e.commits.Load(), Rebalances: e.rebalances.Load(), Generation: e.generation.Load(),
 		Skipped:         map[string]int64{},
 		DeadLettered:    c.deadLettered + e.deadLettered.Load(),
+		RecordsRestored: e.restored.Load(),
 		BufferedRecords: buffered, PausedPartitions: paused,
 	}
 	for s, n := range c.skipped {
@@ -217,6 +234,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.CommitInterval <= 0 {
 		return nil, fmt.Errorf("engine: commit interval %v must be positive", cfg.CommitInterval)
+	}
+	if cfg.StateCleanupDelay <= 0 {
+		cfg.StateCleanupDelay = 10 * time.Minute
 	}
 	if cfg.PurgeInterval <= 0 {
 		cfg.PurgeInterval = 30 * time.Second
@@ -291,6 +311,15 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	e.produceCtx, e.hardStop = context.WithCancel(context.Background())
 	defer e.hardStop()
 
+	if hasStores(e.cfg.Plan) {
+		m, err := state.OpenManager(state.ManagerOptions{Dir: e.cfg.StateDir})
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		e.mgr, e.stores = m, m
+		e.noteLocalState()
+	}
 	if err := e.prepare(ctx); err != nil {
 		return err
 	}
@@ -353,7 +382,7 @@ func (e *Engine) newClient() error {
 		kgo.SeedBrokers(e.cfg.Brokers...),
 		kgo.ConsumerGroup(e.cfg.AppID),
 		kgo.ConsumeTopics(e.cfg.Plan.SourceTopics()...),
-		kgo.Balancers(newBalancer(e.cfg.Plan, nil, e.log)),
+		kgo.Balancers(newBalancer(e.cfg.Plan, e.localTasks, e.log)),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.DisableAutoCommit(),
 		kgo.OnPartitionsAssigned(e.onAssigned),
@@ -434,6 +463,7 @@ func (e *Engine) committer(stop <-chan struct{}) {
 			e.log.Warn("commit failed; will retry at the next interval", "error", err)
 		}
 		cancel()
+		e.cleanupState()
 	}
 }
 
@@ -449,6 +479,9 @@ func (e *Engine) commitAll(ctx context.Context) error {
 	e.mu.Unlock()
 	var snaps []snapshot
 	for _, r := range runners {
+		if !r.ready.Load() {
+			continue // still restoring
+		}
 		var s snapshot
 		if r.call(ctx, func() { s = r.takeSnapshot() }) && s.ok {
 			snaps = append(snaps, s)
@@ -555,6 +588,10 @@ func (e *Engine) commitAndClose(ctx context.Context, runners []*runner) error {
 	defer e.commitMu.Unlock()
 	var snaps []snapshot
 	for _, r := range runners {
+		if !r.ready.Load() {
+			r.abort() // restoring: stop it; it has nothing to commit
+			continue
+		}
 		s, ok := r.snapshotAndStop(ctx)
 		if !ok {
 			r.abort()
@@ -574,6 +611,7 @@ func (e *Engine) commitAndClose(ctx context.Context, runners []*runner) error {
 // closeRunner closes a stopped runner's task and forgets it.
 func (e *Engine) closeRunner(r *runner) {
 	r.release()
+	e.markIdle(r)
 	if err := r.task.Close(); err != nil {
 		e.log.Warn("closing task", "task", r.id.String(), "error", err)
 	}
@@ -613,17 +651,15 @@ func (e *Engine) onAssigned(_ context.Context, cl *kgo.Client, assigned map[stri
 					Collector: runnerCollector{r: r},
 					Handlers:  e.cfg.Handlers,
 					Logger:    e.log,
-					Stores:    e.cfg.Stores,
+					Stores:    e.stores,
 				})
-				if err == nil {
-					err = task.Init()
-				}
 				if err != nil {
 					e.fail(fmt.Errorf("engine: starting task %s: %w", id, err))
 					continue
 				}
 				r.task = task
 				e.tasks[id] = r
+				e.markActive(id)
 				started = append(started, id.String())
 				e.wg.Add(1)
 				go func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -35,6 +36,57 @@ type runner struct {
 	failed   error // the fatal error that stopped this task, if any
 	batch    []*kgo.Record
 	lastPunc time.Time
+	// pendingApply is the epoch whose acknowledgement the task's stores wait for: once it is
+	// done, the flushed writes and the changelog offsets reached are applied locally.
+	pendingApply *epoch
+	slots        map[string]*atomic.Int64 // changelog topic -> offset after the last acked record
+	slotsMu      sync.Mutex
+	stateful     bool
+	// ready is set once state is restored and processors started: until then the runner serves no
+	// control requests, so commits skip it and a revocation aborts it.
+	ready atomic.Bool
+}
+
+// changelogSlot returns the acknowledged-offset tracker of a changelog topic.
+func (r *runner) changelogSlot(topic string) *atomic.Int64 {
+	r.slotsMu.Lock()
+	defer r.slotsMu.Unlock()
+	s, ok := r.slots[topic]
+	if !ok {
+		s = new(atomic.Int64)
+		s.Store(-1)
+		r.slots[topic] = s
+	}
+	return s
+}
+
+// applyPending waits until the task's last snapshot is acknowledged, then applies its stores'
+// flushed writes with their checkpoints. The task does not process meanwhile (its reads must see
+// those writes), which costs it the acknowledgement latency once per commit.
+func (r *runner) applyPending(ctx context.Context) {
+	ep := r.pendingApply
+	if ep == nil {
+		return
+	}
+	r.pendingApply = nil
+	ok, err := ep.wait(ctx)
+	if err != nil || !ok {
+		// Not acknowledged: leave the local state at its last checkpoint; the changelog holds
+		// whatever did arrive, and a restore replays it.
+		r.fail(fmt.Errorf("task %s: state changes were not acknowledged by Kafka: %v", r.id, err))
+		return
+	}
+	next := map[string]int64{}
+	r.slotsMu.Lock()
+	for topic, s := range r.slots {
+		if v := s.Load(); v >= 0 {
+			next[topic] = v
+		}
+	}
+	r.slotsMu.Unlock()
+	if err := r.task.CommitStores(next); err != nil {
+		r.fail(err)
+	}
 }
 
 // partQueue is one input partition's buffer.
@@ -60,6 +112,7 @@ func newRunner(e *Engine, id topology.TaskID, task *topology.Task) *runner {
 		quit:    make(chan struct{}),
 		exited:  make(chan struct{}),
 		epoch:   newEpoch(nil),
+		slots:   map[string]*atomic.Int64{},
 	}
 }
 
@@ -173,12 +226,33 @@ func (r *runner) release() {
 
 const batchSize = 500
 
-// run is the runner goroutine.
+// run is the runner goroutine: it restores the task's state, starts its processors, then
+// processes until stopped.
 func (r *runner) run() {
 	defer close(r.exited)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-r.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := r.start(ctx); err != nil {
+		if ctx.Err() == nil {
+			r.fail(err)
+		}
+		r.ready.Store(true)
+		r.serveUntilStopped()
+		return
+	}
+	r.ready.Store(true)
+	defer r.applyPending(ctx)
 	wall := time.NewTimer(time.Hour)
 	defer wall.Stop()
 	for !r.stopping {
+		r.applyPending(ctx)
 		select {
 		case f := <-r.ctrl:
 			f()
@@ -215,6 +289,30 @@ func (r *runner) run() {
 		r.punctuate()
 		if r.failed == nil && r.task.CommitRequested() {
 			r.e.requestCommit()
+		}
+	}
+}
+
+// start restores the task's stores and initializes its processors.
+func (r *runner) start(ctx context.Context) error {
+	r.stateful = len(r.task.Stores()) > 0
+	if r.stateful {
+		if err := r.restore(ctx); err != nil {
+			return err
+		}
+	}
+	return r.task.Init()
+}
+
+// serveUntilStopped answers control requests (with empty snapshots) after a failed start, so the
+// engine can stop the runner as usual.
+func (r *runner) serveUntilStopped() {
+	for !r.stopping {
+		select {
+		case f := <-r.ctrl:
+			f()
+		case <-r.quit:
+			return
 		}
 	}
 }
@@ -298,6 +396,9 @@ func (r *runner) takeSnapshot() snapshot {
 	r.epoch = newEpoch(s.epoch)
 	s.epoch.release()
 	s.ok = true
+	if r.stateful {
+		r.pendingApply = s.epoch
+	}
 	return s
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -34,7 +35,9 @@ func (e *CoPartitionError) Error() string {
 // prepare checks the source topics, creates or verifies the internal ones, checks
 // co-partitioning, and applies per-source offset resets. It keeps an admin client for later.
 func (e *Engine) prepare(ctx context.Context) error {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.cfg.Brokers...), kgo.WithLogger(kgoLogger{e.log})}, e.cfg.ClientOpts...)...)
+	// A short metadata age: the engine looks up topics it has just created.
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.cfg.Brokers...), kgo.WithLogger(kgoLogger{e.log}),
+		kgo.MetadataMinAge(100 * time.Millisecond)}, e.cfg.ClientOpts...)...)
 	if err != nil {
 		return fmt.Errorf("engine: creating the admin client: %w", err)
 	}
@@ -56,6 +59,27 @@ func (e *Engine) prepare(ctx context.Context) error {
 		specs = append(specs, kafka.TopicSpec{Name: it.Name, Partitions: internal[it.Name],
 			ReplicationFactor: e.cfg.ReplicationFactor, Configs: it.Configs, Checked: []string{"cleanup.policy"}})
 		counts[it.Name] = internal[it.Name]
+	}
+	tasks, err := plan.TaskCount(counts)
+	if err != nil {
+		e.adm.Close()
+		return err
+	}
+	for _, sub := range plan.Subtopologies {
+		for _, name := range sub.Stores {
+			spec, err := plan.Store(name)
+			if err != nil {
+				e.adm.Close()
+				return err
+			}
+			on, configs := spec.Changelog()
+			if !on {
+				continue
+			}
+			// One changelog partition per task, so task p restores from partition p.
+			specs = append(specs, kafka.TopicSpec{Name: plan.ChangelogTopic(name), Partitions: tasks[sub.ID],
+				ReplicationFactor: e.cfg.ReplicationFactor, Configs: configs, Checked: []string{"cleanup.policy"}})
+		}
 	}
 	if e.cfg.CreateDeadLetterTopic && e.cfg.Handlers.DeadLetterTopic != "" {
 		// The broker's default partition count: dead letters are few and need no order.
@@ -161,4 +185,3 @@ func (e *Engine) applySourceResets(ctx context.Context, counts map[string]int32)
 	e.log.Info("committed start offsets for sources with their own offset reset", "latest", latest, "earliest", earliest)
 	return nil
 }
-

@@ -1,0 +1,175 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rifflestream/riffle/topology"
+)
+
+// restoreBatch is how many changelog records are applied to a store in one atomic batch.
+const restoreBatch = 10_000
+
+// restore brings every store of the runner's task up to the end of its changelog, from the
+// store's checkpoint (or from the start without one). It runs on the runner goroutine before the
+// task's processors start, so the task processes only once its state is whole.
+func (r *runner) restore(ctx context.Context) error {
+	for _, st := range r.task.Stores() {
+		rs, ok := st.(topology.Restorable)
+		if !ok {
+			continue
+		}
+		spec, err := r.e.cfg.Plan.Store(st.Name())
+		if err != nil {
+			return err
+		}
+		if on, _ := spec.Changelog(); !on {
+			continue
+		}
+		if err := r.restoreStore(ctx, rs, r.e.cfg.Plan.ChangelogTopic(st.Name())); err != nil {
+			return fmt.Errorf("restoring store %q of task %s: %w", st.Name(), r.id, err)
+		}
+	}
+	return nil
+}
+
+func (r *runner) restoreStore(ctx context.Context, rs topology.Restorable, topic string) error {
+	p := r.id.Partition
+	from, has, err := rs.RestoreFrom()
+	if err != nil {
+		return err
+	}
+	start, end, err := r.e.changelogBounds(ctx, topic, p)
+	if err != nil {
+		return err
+	}
+	if has && from > end {
+		// The changelog is behind the local state: it was deleted and recreated, or truncated.
+		// The local state cannot be trusted; rebuild it.
+		r.e.log.Warn("local state is ahead of its changelog; wiping it and restoring from the changelog",
+			"task", r.id.String(), "store", rs.Name(), "checkpoint", from, "changelog_end", end)
+		if err := rs.Wipe(); err != nil {
+			return err
+		}
+		has = false
+	}
+	if !has || from < start {
+		from = start
+	}
+	if from >= end {
+		return nil
+	}
+	t0 := time.Now()
+	r.e.log.Info("restoring", "task", r.id.String(), "store", rs.Name(), "from", from, "to", end, "records", end-from)
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(r.e.cfg.Brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(from)}}),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.KeepControlRecords(),
+		kgo.FetchIsolationLevel(r.e.isolation()),
+		kgo.FetchMaxBytes(64 << 20),
+		kgo.FetchMaxPartitionBytes(32 << 20),
+		kgo.WithLogger(kgoLogger{r.e.log}),
+	}, r.e.cfg.ClientOpts...)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	batch := make([]topology.ChangelogEntry, 0, restoreBatch)
+	var restored int64
+	lastLog := time.Now()
+	for next := from; next < end; {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return ferr
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			if rec.Offset >= end {
+				return
+			}
+			next = rec.Offset + 1
+			if rec.Attrs.IsControl() {
+				return
+			}
+			batch = append(batch, topology.ChangelogEntry{Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp.UnixMilli()})
+		})
+		if len(batch) >= restoreBatch || next >= end {
+			if err := rs.Restore(batch, next); err != nil {
+				return err
+			}
+			restored += int64(len(batch))
+			r.e.restored.Add(int64(len(batch)))
+			batch = batch[:0]
+		}
+		if time.Since(lastLog) > 5*time.Second {
+			lastLog = time.Now()
+			r.e.log.Info("restore progress", "task", r.id.String(), "store", rs.Name(), "restored", restored, "remaining", end-next)
+		}
+	}
+	r.e.log.Info("restored", "task", r.id.String(), "store", rs.Name(), "records", restored, "took", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// changelogBounds returns the first offset and the end of a changelog partition: the high
+// watermark under at-least-once, the last stable offset under exactly-once. A topic created a
+// moment ago may not be served by its leader yet: that is retried for a while.
+func (e *Engine) changelogBounds(ctx context.Context, topic string, p int32) (int64, int64, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		start, end, err := e.changelogBoundsOnce(ctx, topic, p)
+		if err == nil || !kerr.IsRetriable(err) || time.Now().After(deadline) {
+			return start, end, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (e *Engine) changelogBoundsOnce(ctx context.Context, topic string, p int32) (int64, int64, error) {
+	starts, err := e.adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	var ends kadm.ListedOffsets
+	if e.cfg.Guarantee == ExactlyOnce {
+		ends, err = e.adm.ListCommittedOffsets(ctx, topic)
+	} else {
+		ends, err = e.adm.ListEndOffsets(ctx, topic)
+	}
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	s, ok1 := starts.Lookup(topic, p)
+	en, ok2 := ends.Lookup(topic, p)
+	if !ok1 || !ok2 {
+		return 0, 0, errors.New("no such partition")
+	}
+	return s.Offset, en.Offset, nil
+}
+
+func (e *Engine) isolation() kgo.IsolationLevel {
+	if e.cfg.Guarantee == ExactlyOnce {
+		return kgo.ReadCommitted()
+	}
+	return kgo.ReadUncommitted()
+}

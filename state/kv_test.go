@@ -1,0 +1,229 @@
+package state
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/rifflestream/riffle/serde"
+	"github.com/rifflestream/riffle/topology"
+)
+
+// capture is a Collector that prints what a store emits.
+type capture struct{ out []string }
+
+func (c *capture) Send(r topology.OutRecord) {
+	v := "<tombstone>"
+	if r.Value != nil {
+		v = string(r.Value)
+	}
+	c.out = append(c.out, fmt.Sprintf("changelog %s[%d] %s=%s @%d", r.Topic, r.Partition, r.Key, v, r.Timestamp.UnixMilli()))
+}
+func (c *capture) PartitionCount(string) (int32, error) { return 1, nil }
+
+// TestKeyValueSemantics runs testdata/kv on both backends: the same commands must print the same
+// results, whether state lives in Pebble or in memory.
+func TestKeyValueSemantics(t *testing.T) {
+	for _, backend := range []string{"pebble", "memory"} {
+		t.Run(backend, func(t *testing.T) {
+			var m *Manager
+			var err error
+			if backend == "pebble" {
+				m, err = OpenManager(ManagerOptions{Dir: t.TempDir()})
+			} else {
+				m, err = OpenManager(ManagerOptions{})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			var s *kvStore[string, string]
+			col := &capture{}
+			ts := int64(0)
+			open := func(td *datadriven.TestData) {
+				caching := !td.HasArg("nocache")
+				spec := NewKeyValue("kv", serde.String(), serde.String(), WithCaching(caching))
+				st, err := m.OpenStore(topology.StoreContext{Task: topology.TaskID{Partition: 2}, Spec: spec,
+					Changelog: "app-kv-changelog", Collector: col, Timestamp: func() int64 { return ts },
+					RequestCommit: func() { col.out = append(col.out, "commit requested") }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				s = st.(*kvStore[string, string])
+				s.SetFlushListener(func(f Flushed[string, string]) error {
+					line := "flushed " + f.Key + ": "
+					if f.HasOld {
+						line += f.Old
+					} else {
+						line += "<none>"
+					}
+					line += " -> "
+					if f.HasNew {
+						line += f.New
+					} else {
+						line += "<deleted>"
+					}
+					col.out = append(col.out, line)
+					return nil
+				})
+			}
+			datadriven.RunTest(t, "testdata/kv", func(t *testing.T, td *datadriven.TestData) string {
+				var out []string
+				fail := func(err error) string { return "error: " + err.Error() + "\n" }
+				col.out = nil
+				switch td.Cmd {
+				case "open":
+					open(td)
+					return "ok\n"
+				case "close":
+					if err := s.Close(); err != nil {
+						return fail(err)
+					}
+					return "ok\n"
+				case "at":
+					ts, _ = strconv.ParseInt(td.CmdArgs[0].Key, 10, 64)
+					return "ok\n"
+				case "put":
+					for _, a := range td.CmdArgs {
+						if err := s.Put(a.Key, a.Vals[0]); err != nil {
+							return fail(err)
+						}
+					}
+				case "delete":
+					for _, a := range td.CmdArgs {
+						if err := s.Delete(a.Key); err != nil {
+							return fail(err)
+						}
+					}
+				case "get":
+					for _, a := range td.CmdArgs {
+						v, at, ok, err := s.GetWithTimestamp(a.Key)
+						if err != nil {
+							return fail(err)
+						}
+						if ok {
+							out = append(out, fmt.Sprintf("%s=%s @%d", a.Key, v, at.UnixMilli()))
+						} else {
+							out = append(out, a.Key+" not found")
+						}
+					}
+				case "range", "prefix", "all":
+					var it Iterator[string, string]
+					var err error
+					switch td.Cmd {
+					case "range":
+						it, err = s.Range(td.CmdArgs[0].Key, td.CmdArgs[1].Key)
+					case "prefix":
+						it, err = s.PrefixScan([]byte(td.CmdArgs[0].Key))
+					default:
+						it, err = s.All()
+					}
+					if err != nil {
+						return fail(err)
+					}
+					for it.Next() {
+						out = append(out, it.Key()+"="+it.Value())
+					}
+					if err := it.Err(); err != nil {
+						return fail(err)
+					}
+					it.Close()
+					if len(out) == 0 {
+						out = append(out, "<empty>")
+					}
+				case "count":
+					n, err := s.ApproximateCount()
+					if err != nil {
+						return fail(err)
+					}
+					out = append(out, strconv.FormatInt(n, 10))
+				case "flush":
+					if err := s.Flush(); err != nil {
+						return fail(err)
+					}
+				case "commit":
+					next := int64(-1)
+					if td.HasArg("next") {
+						td.ScanArgs(t, "next", &next)
+					}
+					if err := s.Commit(next); err != nil {
+						return fail(err)
+					}
+				case "checkpoint":
+					off, ok, err := s.RestoreFrom()
+					if err != nil {
+						return fail(err)
+					}
+					if !ok {
+						return "none\n"
+					}
+					return fmt.Sprintf("%d\n", off)
+				case "restore":
+					var recs []topology.ChangelogEntry
+					next := int64(0)
+					for _, a := range td.CmdArgs {
+						if a.Key == "next" {
+							next, _ = strconv.ParseInt(a.Vals[0], 10, 64)
+							continue
+						}
+						e := topology.ChangelogEntry{Key: []byte(a.Key), Timestamp: ts}
+						if a.Vals[0] != "<tombstone>" {
+							e.Value = []byte(a.Vals[0])
+						}
+						recs = append(recs, e)
+					}
+					if err := s.Restore(recs, next); err != nil {
+						return fail(err)
+					}
+				case "wipe":
+					if err := s.Wipe(); err != nil {
+						return fail(err)
+					}
+				case "local":
+					sps, err := m.Checkpointed()
+					if err != nil {
+						return fail(err)
+					}
+					if backend == "memory" {
+						return td.Expected // memory stores do not outlive the process: nothing to list
+					}
+					for _, sp := range sps {
+						out = append(out, fmt.Sprintf("%s/%d", sp.Store, sp.Partition))
+					}
+					sort.Strings(out)
+				default:
+					t.Fatalf("unknown command %s", td.Cmd)
+				}
+				out = append(col.out, out...)
+				if len(out) == 0 {
+					return "ok\n"
+				}
+				return strings.Join(out, "\n") + "\n"
+			})
+		})
+	}
+}
+
+func TestSecondInstanceOnTheSameDirFails(t *testing.T) {
+	dir := t.TempDir()
+	m, err := OpenManager(ManagerOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenManager(ManagerOptions{Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "is in use by process") {
+		t.Fatalf("second manager: %v", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := OpenManager(ManagerOptions{Dir: dir})
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	m2.Close()
+}
