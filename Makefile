@@ -45,3 +45,17 @@ kafka-cluster-up:
 kafka-down:
 	$(KAFKA) stop
 	RIFFLE_KAFKA_RUN=$(RIFFLE_KAFKA_RUN)-cluster $(KAFKA) stop
+
+# ---------------------------------------------------------------------------------------------------
+# Benchmarks: Riffle vs Kafka Streams vs the bare franz-go loop on one broker (bench/README.md).
+# benchrun starts its own broker (unless KAFKA_BROKERS is set) and builds every system it runs.
+
+.PHONY: bench bench-smoke
+
+## bench: the full benchmark, about 15 minutes; writes bench/RESULTS.md, bench/results/ and bench/results.png
+bench:
+	$(GO) run ./bench/cmd/benchrun
+
+## bench-smoke: a tiny end-to-end check of the benchmark harness (bare loop and Kafka Streams, q0 and count)
+bench-smoke:
+	$(GO) run ./bench/cmd/benchrun -smoke

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rifflestream/riffle/internal/kafkatest"
+)
+
+func TestMain(m *testing.M) { os.Exit(kafkatest.Main(m)) }
+
+// TestSmoke runs the smoke benchmark (make bench-smoke) against a real broker: the bare loop and
+// Kafka Streams on q0 and count, plus a short latency run on q0. It checks the harness end to end:
+// every run drained with correct, non-empty output, and the report, the JSON and the chart were
+// written. The Kafka Streams peer is built with Maven first if it is missing or stale.
+func TestSmoke(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	c := smokeConfig()
+	c.brokers = brokers
+	dir := t.TempDir()
+	c.out, c.work = filepath.Join(dir, "out"), filepath.Join(dir, "work")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := run(ctx, slog.New(slog.NewTextHandler(testWriter{t}, nil)), c)
+	if err != nil {
+		t.Fatalf("the smoke benchmark could not run: %v", err)
+	}
+	for _, s := range rep.Systems {
+		if s.Skipped != "" {
+			t.Fatalf("system %s was skipped: %s", s.Name, s.Skipped)
+		}
+	}
+	if bad := rep.failures(); len(bad) > 0 {
+		t.Fatalf("runs failed:\n%s", strings.Join(bad, "\n"))
+	}
+
+	var got []string
+	for _, r := range rep.Runs {
+		got = append(got, r.System+"/"+r.Workload+"/"+r.Phase)
+		switch r.Phase {
+		case "drain":
+			if r.Verdict == nil || !r.Verdict.OK || r.Verdict.Records == 0 {
+				t.Errorf("%s %s: verdict %+v", r.System, r.Workload, r.Verdict)
+			}
+			if r.RecordsPerSecond <= 0 || r.FirstOutputSeconds <= 0 || r.FirstOutputSeconds > r.DrainSeconds {
+				t.Errorf("%s %s: drained in %.2fs, first output at %.2fs", r.System, r.Workload, r.DrainSeconds, r.FirstOutputSeconds)
+			}
+			if r.CPUSeconds <= 0 || r.PeakRSSBytes < 1<<20 {
+				t.Errorf("%s %s: cpu %.2fs, peak RSS %d bytes: rusage missing", r.System, r.Workload, r.CPUSeconds, r.PeakRSSBytes)
+			}
+		case "latency":
+			if l := r.Latency; l == nil || l.Samples == 0 || l.P50Ms <= 0 || l.P99Ms < l.P50Ms || !l.KeptUp {
+				t.Errorf("%s %s: latency %+v", r.System, r.Workload, r.Latency)
+			}
+		}
+	}
+	want := []string{
+		"bare/q0/drain", "kafkastreams/q0/drain", "kafkastreams/count/drain",
+		"bare/q0/latency", "kafkastreams/q0/latency",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("runs %v, want %v", got, want)
+	}
+
+	md, err := os.ReadFile(filepath.Join(c.out, "RESULTS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"## Throughput", "| q0 | ", "| count | ", "kafkastreams-count-drain.json"} {
+		if !bytes.Contains(md, []byte(s)) {
+			t.Errorf("RESULTS.md lacks %q", s)
+		}
+	}
+	png, err := os.ReadFile(filepath.Join(c.out, "results.png"))
+	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Errorf("results.png: %v, %d bytes", err, len(png))
+	}
+	back, err := readResults(c.out)
+	if err != nil {
+		t.Fatalf("reading results/*.json back: %v", err)
+	}
+	if len(back.Runs) != len(want) || back.Runs[0].RecordsPerSecond != rep.Runs[0].RecordsPerSecond {
+		t.Errorf("results/*.json read back differ: %+v", back)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func TestPercentile(t *testing.T) {
+	sorted := []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for _, tc := range []struct {
+		p    float64
+		want int64
+	}{{0.5, 5}, {0.99, 10}, {0.1, 1}, {0, 1}, {1, 10}} {
+		if got := percentile(sorted, tc.p); got != tc.want {
+			t.Errorf("percentile(%v) = %d, want %d", tc.p, got, tc.want)
+		}
+	}
+}
+
+func TestLatencyWindow(t *testing.T) {
+	base := time.Unix(1000, 0)
+	var in inputLog
+	rec := &latencyRecorder{}
+	for i := range 100 {
+		pt := base.Add(time.Duration(i) * 100 * time.Millisecond)
+		in.add(pt, i%2) // every other input gives an output
+		if i%2 == 1 {
+			rec.samples = append(rec.samples, sample{pt: pt.UnixNano(), latency: int64(i) * int64(time.Millisecond)})
+		}
+	}
+	from, to := base.Add(2*time.Second), base.Add(7*time.Second)
+	inputs, outs := in.window(from, to)
+	if inputs != 50 || outs != 25 {
+		t.Fatalf("window: %d inputs, %d outputs; want 50, 25", inputs, outs)
+	}
+	lat := &latencyResult{ExpectedOuts: outs}
+	rec.summarize(lat, from, to)
+	if lat.Samples != 25 || !lat.KeptUp || lat.P50Ms != 45 || lat.MaxMs != 69 {
+		t.Fatalf("summary %+v", lat)
+	}
+	var unknown inputLog
+	unknown.add(base.Add(3*time.Second), -1)
+	if _, outs := unknown.window(from, to); outs != -1 {
+		t.Fatalf("count workload: expected outputs %d, want -1 (unknown)", outs)
+	}
+}
+
+func TestProcCPU(t *testing.T) {
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for time.Now().Before(deadline) {
+	}
+	cpu, err := procCPU(os.Getpid())
+	if err != nil || cpu <= 0 {
+		t.Fatalf("procCPU(self) = %v, %v", cpu, err)
+	}
+}
+
+func TestThousands(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -45000: "-45,000"} {
+		if got := thousands(n); got != want {
+			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// TestRenderMarkdown checks the report's ratios and goal checks on made-up runs.
+func TestRenderMarkdown(t *testing.T) {
+	drain := func(sys, w string, rps float64, rss int64, status string) *runResult {
+		return &runResult{System: sys, Workload: w, Phase: "drain", Status: status, Events: 1_000_000,
+			RecordsPerSecond: rps, CPUSeconds: 1, CPUSecondsPerMRecs: 1, PeakRSSBytes: rss << 20, FirstOutputSeconds: 1}
+	}
+	rep := &report{
+		Generated: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC),
+		Params:    params{Events: 1_000_000, Partitions: 4, Workloads: []string{"q0", "count"}},
+		Systems:   []systemInfo{{Name: refRiffle}, {Name: refBare}, {Name: refKafkaStreams}},
+		Runs: []*runResult{
+			drain(refRiffle, "q0", 450_000, 50, statusOK),
+			drain(refBare, "q0", 500_000, 40, statusOK),
+			drain(refKafkaStreams, "q0", 100_000, 400, statusOK),
+			drain(refRiffle, "count", 250_000, 90, statusOK),
+			drain(refKafkaStreams, "count", 100_000, 400, statusWrong),
+		},
+	}
+	md := renderMarkdown(rep)
+	for _, want := range []string{
+		"| q0 | 450,000 (×4.50 KS · ×0.90 bare) | 500,000 (×5.00 KS) | 100,000 (×0.20 bare) |",
+		"| count | 250,000 | – | *wrong* |",
+		"| q0 | throughput ≥ 0.9× bare | ×0.90 | yes |",
+		"| count | throughput ≥ 2× KS | not measured | – |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("RESULTS.md lacks\n%s\nin\n%s", want, md)
+		}
+	}
+}

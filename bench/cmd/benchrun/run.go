@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rifflestream/riffle/bench/internal/load"
+	"github.com/rifflestream/riffle/bench/nexmark"
+	"github.com/rifflestream/riffle/bench/workload"
+)
+
+// env is the state of one benchmark: where things are, the broker, the loaded input and what
+// it must give.
+type env struct {
+	cfg  config
+	log  *slog.Logger
+	root string // the repository
+	out  string // absolute cfg.out
+	work string // absolute cfg.work
+	java string
+
+	brokers   []string
+	brokerPID int
+	cl        *kgo.Client
+	adm       *kadm.Client
+
+	runID string // prefixes every topic and group of this benchmark
+	input string
+	ends  map[int32]int64 // end offset of each input partition after loading
+	exp   *workload.Expected
+}
+
+func (e *env) binDir() string { return filepath.Join(e.work, "bin") }
+
+// run runs the benchmark that cfg describes and writes its report. It returns an error only
+// when the benchmark itself could not run; failed and wrong runs are in the report.
+func run(ctx context.Context, log *slog.Logger, cfg config) (*report, error) {
+	root, err := findRoot()
+	if err != nil {
+		return nil, err
+	}
+	e := &env{cfg: cfg, log: log, root: root, java: javaBinary()}
+	e.out, e.work = underRoot(root, cfg.out), underRoot(root, cfg.work)
+	for _, d := range []string{e.out, e.binDir(), filepath.Join(e.work, "logs"), filepath.Join(e.work, "state")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	rep := &report{
+		Generated: time.Now().UTC(),
+		Machine:   describeMachine(),
+		Versions:  describeVersions(root, e.java),
+	}
+	e.runID = "bench-" + rep.Generated.Format("20060102-150405")
+
+	// The systems: skip those that cannot run here, build the others.
+	var selected []system
+	for _, name := range cfg.systems {
+		s, _ := findSystem(name)
+		info := systemInfo{Name: s.name, About: s.about}
+		if why := s.missing(e); why != "" {
+			info.Skipped = why
+			log.Warn("skipping a system", "system", s.name, "why", why)
+		} else if err := s.build(ctx, e); err != nil {
+			return nil, err
+		} else {
+			info.Command = strings.Join(s.command(e), " ")
+			selected = append(selected, s)
+		}
+		rep.Systems = append(rep.Systems, info)
+	}
+	if len(selected) == 0 {
+		return nil, errors.New("benchrun: none of the systems can run")
+	}
+
+	// The broker.
+	brokerNote := "given: " + strings.Join(cfg.brokers, ",")
+	e.brokers = cfg.brokers
+	if len(e.brokers) == 0 {
+		runDir := filepath.Join(os.TempDir(), "riffle-kafka", "bench")
+		log.Info("starting a Kafka broker", "run_dir", runDir)
+		b, err := startBroker(ctx, root, runDir)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := b.stop(); err != nil {
+				log.Error("stopping the broker", "err", err)
+			}
+		}()
+		e.brokers, e.brokerPID = b.addrs, b.pid
+		brokerNote = "started by benchrun (tools/kafka/kafka.sh)"
+	}
+	e.cl, err = kgo.NewClient(append(load.ProducerOpts(), kgo.SeedBrokers(e.brokers...))...)
+	if err != nil {
+		return nil, fmt.Errorf("benchrun: %w", err)
+	}
+	defer e.cl.Close()
+	e.adm = kadm.NewClient(e.cl)
+
+	// Load the input once, computing what every workload must output from it.
+	e.input = e.runID + "-nexmark"
+	e.exp = workload.NewExpected(int32(cfg.partitions), workload.All...)
+	log.Info("loading events", "topic", e.input, "events", cfg.n, "partitions", cfg.partitions)
+	if err := load.CreateTopic(ctx, e.adm, e.input, int32(cfg.partitions)); err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	if err := load.Load(ctx, e.cl, e.input, int32(cfg.partitions), e.genConfig(), cfg.n, e.exp.Observe); err != nil {
+		return nil, err
+	}
+	loadTime := time.Since(t0)
+	if e.ends, err = e.endOffsets(ctx, e.input); err != nil {
+		return nil, err
+	}
+	if total := sum(e.ends); total != cfg.n {
+		return nil, fmt.Errorf("benchrun: loaded %d events but the input topic holds %d", cfg.n, total)
+	}
+	log.Info("loaded", "events", cfg.n, "seconds", loadTime.Seconds())
+
+	rep.Params = params{
+		Events: cfg.n, Partitions: cfg.partitions, Seed: cfg.seed, Threads: cfg.threads,
+		Workloads: names(cfg.workloads), LatencyWorkloads: names(cfg.latencyWorkloads),
+		WarmupSeconds: cfg.warmup.Seconds(), MeasureSeconds: cfg.measure.Seconds(),
+		JavaOpts: cfg.javaOpts, Brokers: brokerNote, LoadSeconds: loadTime.Seconds(), InputTopic: e.input,
+	}
+
+	// Drain phase: every workload, every system supporting it, one after another.
+	for _, w := range cfg.workloads {
+		for _, s := range selected {
+			if !s.supports(w) {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			r := e.drainRun(ctx, s, w)
+			e.logRun(r)
+			rep.Runs = append(rep.Runs, r)
+			e.pauseBetweenRuns(ctx)
+		}
+	}
+
+	// Latency phase.
+	rate, source := e.latencyRate(rep.Runs)
+	rep.Params.Rate, rep.Params.RateSource = rate, source
+	for _, w := range cfg.latencyWorkloads {
+		for _, s := range selected {
+			if !s.supports(w) {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			r := e.latencyRun(ctx, s, w, rate)
+			e.logRun(r)
+			rep.Runs = append(rep.Runs, r)
+			e.pauseBetweenRuns(ctx)
+		}
+	}
+	e.deleteTopics(context.Background(), e.input)
+
+	if err := writeResults(e.out, rep); err != nil {
+		return nil, fmt.Errorf("benchrun: writing results: %w", err)
+	}
+	return rep, writeReport(e.out, rep)
+}
+
+// writeReport writes RESULTS.md and results.png into dir.
+func writeReport(dir string, rep *report) error {
+	if err := os.WriteFile(filepath.Join(dir, "RESULTS.md"), []byte(renderMarkdown(rep)), 0o644); err != nil {
+		return fmt.Errorf("benchrun: writing RESULTS.md: %w", err)
+	}
+	if err := writeChart(filepath.Join(dir, "results.png"), rep); err != nil {
+		return fmt.Errorf("benchrun: writing the chart: %w", err)
+	}
+	return nil
+}
+
+// rerender writes the report of out (relative to the repository) again from its JSON.
+func rerender(out string) error {
+	root, err := findRoot()
+	if err != nil {
+		return err
+	}
+	dir := underRoot(root, out)
+	rep, err := readResults(dir)
+	if err != nil {
+		return err
+	}
+	return writeReport(dir, rep)
+}
+
+func (e *env) genConfig() nexmark.Config {
+	c := nexmark.DefaultConfig()
+	c.Seed = e.cfg.seed
+	return c
+}
+
+// latencyRate is -rate, or when it is 0 half the q0 drain rate of Riffle (of the bare loop
+// without Riffle).
+func (e *env) latencyRate(runs []*runResult) (float64, string) {
+	if e.cfg.rate > 0 {
+		return e.cfg.rate, "-rate"
+	}
+	for _, ref := range []string{refRiffle, refBare} {
+		for _, r := range runs {
+			if r.System == ref && r.Workload == string(workload.Q0) && r.Phase == "drain" && r.Status == statusOK {
+				return float64(int64(r.RecordsPerSecond / 2)), "half of " + ref + "'s q0 drain rate"
+			}
+		}
+	}
+	return defaultConfig().rate, "default (no q0 drain rate to halve)"
+}
+
+func (e *env) logRun(r *runResult) {
+	args := []any{"system", r.System, "workload", r.Workload, "phase", r.Phase, "status", r.Status}
+	if r.Error != "" {
+		args = append(args, "error", r.Error)
+	}
+	if r.Phase == "drain" && r.DrainSeconds > 0 {
+		args = append(args, "records_per_s", int64(r.RecordsPerSecond), "first_output_s", round2(r.FirstOutputSeconds),
+			"cpu_s_per_M", round2(r.CPUSecondsPerMRecs), "peak_rss_MiB", r.PeakRSSBytes>>20)
+	}
+	if r.Latency != nil {
+		args = append(args, "p50_ms", round2(r.Latency.P50Ms), "p99_ms", round2(r.Latency.P99Ms), "samples", r.Latency.Samples)
+	}
+	if r.Verdict != nil {
+		args = append(args, "verdict", r.Verdict.Summary)
+	}
+	if r.Status == statusOK {
+		e.log.Info("run", args...)
+	} else {
+		e.log.Error("run", args...)
+	}
+}
+
+func (e *env) pauseBetweenRuns(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(e.cfg.pause):
+	}
+}
+
+// findRoot returns the repository root: the nearest directory upwards with Riffle's go.mod.
+func findRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/rifflestream/riffle\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("benchrun: run me inside the Riffle repository (no go.mod of github.com/rifflestream/riffle above here)")
+		}
+		dir = parent
+	}
+}
+
+func underRoot(root, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(root, p)
+}
+
+func javaBinary() string {
+	if j := os.Getenv("JAVA"); j != "" {
+		return j
+	}
+	if h := os.Getenv("JAVA_HOME"); h != "" {
+		if _, err := os.Stat(filepath.Join(h, "bin", "java")); err == nil {
+			return filepath.Join(h, "bin", "java")
+		}
+	}
+	if p, err := exec.LookPath("java"); err == nil {
+		return p
+	}
+	return "java"
+}
+
+func names(ws []workload.Name) []string {
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = string(w)
+	}
+	return out
+}
+
+func sum(m map[int32]int64) int64 {
+	var s int64
+	for _, v := range m {
+		s += v
+	}
+	return s
+}
+
+func round2(f float64) float64 { return math.Round(f*100) / 100 }
