@@ -46,6 +46,9 @@ type Checkpoint struct {
 	// Offset is the next changelog offset to restore from: every changelog record before it is
 	// reflected in the stored state.
 	Offset int64
+	// Time is the largest timestamp the store had seen (window and session stores: what their
+	// expiry and late-record decisions are relative to), in milliseconds.
+	Time int64
 }
 
 // RawIterator iterates over a View's keys and encoded values.
@@ -59,10 +62,15 @@ type RawIterator interface {
 
 // WriteSet is a batch of changes to a View, applied atomically.
 type WriteSet struct {
-	Writes []Write
+	// DeleteRanges are applied first: each deletes the keys in [Lo, Hi).
+	DeleteRanges []KeyRange
+	Writes       []Write
 	// Checkpoint, if not nil, is written in the same batch.
 	Checkpoint *Checkpoint
 }
+
+// KeyRange is [Lo, Hi) in byte order.
+type KeyRange struct{ Lo, Hi []byte }
 
 // Write is one put (Value not nil) or delete (Value nil) of an encoded value.
 type Write struct {
@@ -87,12 +95,13 @@ func decodeValue(b []byte) (ts int64, v []byte, err error) {
 }
 
 func encodeCheckpoint(c Checkpoint) []byte {
-	return binary.BigEndian.AppendUint64(nil, uint64(c.Offset))
+	b := binary.BigEndian.AppendUint64(nil, uint64(c.Offset))
+	return binary.BigEndian.AppendUint64(b, uint64(c.Time))
 }
 
 func decodeCheckpoint(b []byte) (Checkpoint, error) {
-	if len(b) != 8 {
-		return Checkpoint{}, fmt.Errorf("state: checkpoint of %d bytes, want 8", len(b))
+	if len(b) != 16 {
+		return Checkpoint{}, fmt.Errorf("state: checkpoint of %d bytes, want 16", len(b))
 	}
-	return Checkpoint{Offset: int64(binary.BigEndian.Uint64(b))}, nil
+	return Checkpoint{Offset: int64(binary.BigEndian.Uint64(b)), Time: int64(binary.BigEndian.Uint64(b[8:]))}, nil
 }

@@ -155,6 +155,14 @@ type kvStore[K, V any] struct {
 	count      int64
 	countKnown bool
 	closed     bool
+
+	// observedTime, set by window and session stores, is saved in the checkpoint.
+	observedTime func() int64
+
+	// ranges are deletions of whole key ranges (expired window segments) applied at the next
+	// commit, before the buffered writes. They write nothing to the changelog: the changelog's
+	// own retention expires the same records.
+	ranges []KeyRange
 }
 
 // entry is one buffered write.
@@ -194,6 +202,9 @@ func (s *kvStore[K, V]) GetWithTimestamp(key K) (V, time.Time, bool, error) {
 		}
 		return e.v, time.UnixMilli(e.ts), true, nil
 	}
+	if len(s.ranges) > 0 && s.rangeDeleted(kb) {
+		return zero, time.Time{}, false, nil
+	}
 	raw, ok, err := s.view.Get(kb)
 	if err != nil || !ok {
 		return zero, time.Time{}, false, err
@@ -219,6 +230,11 @@ func (s *kvStore[K, V]) errf(what string, err error) error {
 }
 
 func (s *kvStore[K, V]) Put(key K, value V) error {
+	return s.putAt(key, value, s.ctx.Timestamp())
+}
+
+// putAt is Put with the timestamp (ms) to stamp the value with.
+func (s *kvStore[K, V]) putAt(key K, value V, ts int64) error {
 	kb, err := s.spec.key.Serialize(s.topic, key)
 	if err != nil {
 		return s.errf("serializing a key", err)
@@ -227,7 +243,6 @@ func (s *kvStore[K, V]) Put(key K, value V) error {
 	if err != nil {
 		return s.errf("serializing a value", err)
 	}
-	ts := s.ctx.Timestamp()
 	var enc []byte
 	if vb != nil {
 		enc = encodeValue(ts, vb)
@@ -329,7 +344,7 @@ func (s *kvStore[K, V]) Commit(next int64) error {
 	if len(s.dirty) > 0 {
 		return s.errf("committing", fmt.Errorf("%d writes were not flushed", len(s.dirty)))
 	}
-	ws := &WriteSet{Writes: make([]Write, 0, s.buf.Len())}
+	ws := &WriteSet{Writes: make([]Write, 0, s.buf.Len()), DeleteRanges: s.ranges}
 	var delta int64
 	var err error
 	s.buf.Ascend(func(e *entry[K, V]) bool {
@@ -360,17 +375,59 @@ func (s *kvStore[K, V]) Commit(next int64) error {
 	}
 	if next >= 0 && s.ctx.Changelog != "" {
 		ws.Checkpoint = &Checkpoint{Offset: next}
+		if s.observedTime != nil {
+			ws.Checkpoint.Time = s.observedTime()
+		}
 	}
-	if len(ws.Writes) == 0 && ws.Checkpoint == nil {
+	if len(ws.Writes) == 0 && ws.Checkpoint == nil && len(ws.DeleteRanges) == 0 {
 		return nil
+	}
+	if len(ws.DeleteRanges) > 0 {
+		s.countKnown = false
 	}
 	if err := s.view.Apply(ws); err != nil {
 		return s.errf("writing a batch", err)
 	}
+	s.ranges = nil
 	s.count += delta
 	s.buf.Clear(false)
 	s.bytes = 0
 	return nil
+}
+
+// deleteRange drops every key in [lo, hi): buffered writes at once, stored keys at the commit.
+// Reads see the deletion at once (the range hides the backend's keys).
+func (s *kvStore[K, V]) deleteRange(lo, hi []byte) {
+	var doomed []*entry[K, V]
+	visit := func(e *entry[K, V]) bool { doomed = append(doomed, e); return true }
+	if hi == nil {
+		s.buf.AscendGreaterOrEqual(&entry[K, V]{kb: lo}, visit)
+	} else {
+		s.buf.AscendRange(&entry[K, V]{kb: lo}, &entry[K, V]{kb: hi}, visit)
+	}
+	for _, e := range doomed {
+		s.buf.Delete(e)
+		s.bytes -= len(e.kb) + entryOverhead + len(e.enc)
+		if e.dirty {
+			for i, d := range s.dirty {
+				if d == e {
+					s.dirty = append(s.dirty[:i], s.dirty[i+1:]...)
+					break
+				}
+			}
+		}
+	}
+	s.ranges = append(s.ranges, KeyRange{Lo: lo, Hi: hi})
+}
+
+// rangeDeleted reports whether a backend key is hidden by a pending range deletion.
+func (s *kvStore[K, V]) rangeDeleted(kb []byte) bool {
+	for _, r := range s.ranges {
+		if bytes.Compare(kb, r.Lo) >= 0 && (r.Hi == nil || bytes.Compare(kb, r.Hi) < 0) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *kvStore[K, V]) Close() error {
@@ -389,6 +446,9 @@ func (s *kvStore[K, V]) RestoreFrom() (int64, bool, error) {
 // Restore implements topology.Restorable.
 func (s *kvStore[K, V]) Restore(recs []topology.ChangelogEntry, next int64) error {
 	ws := &WriteSet{Writes: make([]Write, len(recs)), Checkpoint: &Checkpoint{Offset: next}}
+	if s.observedTime != nil {
+		ws.Checkpoint.Time = s.observedTime()
+	}
 	for i, r := range recs {
 		ws.Writes[i].Key = r.Key
 		if r.Value != nil {
@@ -545,6 +605,9 @@ func (m *mergeIter[K, V]) Next() bool {
 		}
 		kb, raw := m.backend.Key(), m.backend.Value()
 		m.bValid = m.backend.Next()
+		if len(m.s.ranges) > 0 && m.s.rangeDeleted(kb) {
+			continue
+		}
 		k, err := m.s.spec.key.Deserialize(m.s.topic, kb)
 		if err != nil {
 			m.err = m.s.errf("deserializing a key", err)

@@ -94,6 +94,18 @@ func (p *memPart) Iter(lower, upper []byte) (RawIterator, error) {
 func (p *memPart) Apply(ws *WriteSet) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, r := range ws.DeleteRanges {
+		var doomed []kvPair
+		visit := func(kv kvPair) bool { doomed = append(doomed, kv); return true }
+		if r.Hi == nil {
+			p.tree.AscendGreaterOrEqual(kvPair{key: r.Lo}, visit)
+		} else {
+			p.tree.AscendRange(kvPair{key: r.Lo}, kvPair{key: r.Hi}, visit)
+		}
+		for _, kv := range doomed {
+			p.tree.Delete(kv)
+		}
+	}
 	for _, w := range ws.Writes {
 		if w.Value == nil {
 			p.tree.Delete(kvPair{key: w.Key})

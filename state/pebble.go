@@ -135,6 +135,15 @@ func (v *pebbleView) Iter(lower, upper []byte) (RawIterator, error) {
 func (v *pebbleView) Apply(ws *WriteSet) error {
 	b := v.db.NewBatch()
 	defer b.Close()
+	for _, r := range ws.DeleteRanges {
+		hi := prefixEnd(v.data)
+		if r.Hi != nil {
+			hi = v.key(r.Hi)
+		}
+		if err := b.DeleteRange(v.key(r.Lo), hi, nil); err != nil {
+			return err
+		}
+	}
 	for _, w := range ws.Writes {
 		var err error
 		if w.Value == nil {

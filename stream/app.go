@@ -121,6 +121,14 @@ func OnProductionError(h ErrorHandler) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.handlers.Production = h; c.handlersSet = true })
 }
 
+// OnLateRecord sets what happens to records a windowed operation drops because their window
+// closed (stream time passed its end plus the grace period). Default Skip (counted under the
+// "late" stage and logged, as in Kafka Streams); DeadLetter also writes them to the dead-letter
+// topic.
+func OnLateRecord(h ErrorHandler) AppOption {
+	return appOptionFunc(func(c *appConfig) { c.handlers.Late = h; c.handlersSet = true })
+}
+
 // DeadLetterTopic sets the dead-letter topic. Default "<appID>-dlq". The app creates it at start-up
 // (with the broker's default partition count) when a handler is set.
 func DeadLetterTopic(topic string) AppOption {

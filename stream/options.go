@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/rifflestream/riffle/serde"
 	"github.com/rifflestream/riffle/topology"
@@ -31,6 +32,9 @@ type options struct {
 	noCaching   bool
 	noChangelog bool
 	bufferBytes int
+	// windows
+	emitFinal bool
+	idleClose time.Duration
 }
 
 type optionFunc struct {

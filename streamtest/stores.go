@@ -70,3 +70,22 @@ func TryReadStore[K comparable, V any](d *Driver, name string) (map[K]V, error) 
 }
 
 var _ topology.StoreOpener = (*state.Manager)(nil)
+
+// WindowStore returns the window store named name of the task that owns partition, typed (K, V).
+func WindowStore[K, V any](d *Driver, name string, partition int32) (state.WindowStore[K, V], error) {
+	for _, t := range d.taskList {
+		if t.ID().Partition != partition {
+			continue
+		}
+		s, ok := t.Store(name)
+		if !ok {
+			continue
+		}
+		ws, ok := s.(state.WindowStore[K, V])
+		if !ok {
+			return nil, fmt.Errorf("streamtest: store %q is a %T, not a window store of the types asked", name, s)
+		}
+		return ws, nil
+	}
+	return nil, fmt.Errorf("streamtest: no task of partition %d has a store %q", partition, name)
+}

@@ -136,6 +136,10 @@ type ErrorHandlers struct {
 	Deserialization ErrorHandler
 	Processing      ErrorHandler
 	Production      ErrorHandler // serialization in sinks, and produce errors in the engine
+	// Late handles records a windowed operation drops because their window closed. Nil means
+	// Skip (counted and logged, as Kafka Streams does); DeadLetter also writes them to the
+	// dead-letter topic.
+	Late ErrorHandler
 	// DeadLetterTopic receives records whose handler says ActionDeadLetter. Empty means no topic:
 	// ActionDeadLetter is then a declaration error caught by the driver, and treated as fail.
 	DeadLetterTopic string

@@ -49,6 +49,11 @@ type ProcessorContext interface {
 	Logger() *slog.Logger
 	// StateStore returns the store named name, connected to this processor in the topology.
 	StateStore(name string) (StateStore, error)
+	// SkipRecord reports that this processor drops the record being processed for reason, at
+	// stage (StageLate for records of closed windows): the stage's handler decides (skip and
+	// count, dead-letter, or fail), as for an error. It returns nil unless the handler fails the
+	// task, in which case Process should return the error.
+	SkipRecord(stage Stage, reason error) error
 }
 
 // Context is a processor's handle on its task: ProcessorContext plus forwarding to children.

@@ -198,6 +198,10 @@ func (c *nodeContext[K, V]) StateStore(name string) (StateStore, error) {
 	return s, nil
 }
 
+func (c *nodeContext[K, V]) SkipRecord(stage Stage, reason error) error {
+	return c.task.fail(stage, c.node, reason, false, "")
+}
+
 func (c *nodeContext[K, V]) Forward(rec Record[K, V]) error {
 	if c.task.current == nil {
 		// A record from a punctuation or a store flush: stores downstream stamp writes with it.

@@ -508,9 +508,9 @@ func (t *Task) Handle(re *RecordError) error {
 	case StageSerialize, StageProduce:
 		h = t.handlers.Production
 	case StageLate:
-		h = ErrorHandler(Skip)
-		if t.handlers.DeadLetterTopic != "" {
-			h = DeadLetter
+		h = t.handlers.Late
+		if h == nil {
+			h = Skip
 		}
 	default:
 		h = t.handlers.Processing
