@@ -33,7 +33,9 @@ type TimeWindows struct {
 func Tumbling(size time.Duration) TimeWindows { return TimeWindows{size: size, advance: size} }
 
 // Hopping returns windows of size starting every advance (advance < size means overlap).
-func Hopping(size, advance time.Duration) TimeWindows { return TimeWindows{size: size, advance: advance} }
+func Hopping(size, advance time.Duration) TimeWindows {
+	return TimeWindows{size: size, advance: advance}
+}
 
 // WithGrace returns the windows with a grace period: how long after a window's end records may
 // still arrive (out of order) and be counted. Default 0.
@@ -88,7 +90,9 @@ type SlidingWindows struct {
 
 // Sliding returns sliding windows with the given maximum time difference between two records of
 // one window, and no grace period.
-func Sliding(maxTimeDifference time.Duration) SlidingWindows { return SlidingWindows{diff: maxTimeDifference} }
+func Sliding(maxTimeDifference time.Duration) SlidingWindows {
+	return SlidingWindows{diff: maxTimeDifference}
+}
 
 // WithGrace returns the windows with a grace period.
 func (w SlidingWindows) WithGrace(d time.Duration) SlidingWindows { w.grace = d; return w }
