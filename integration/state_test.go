@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -227,4 +228,62 @@ func TestStateMigration(t *testing.T) {
 	}
 	t.Logf("migration 1 -> 2 -> 1: restored %d records on the second instance, %d on the first",
 		second.Metrics().RecordsRestored, first.Metrics().RecordsRestored)
+}
+
+// A window store is restored from its changelog after its instance is killed: the survivor's
+// window counts cover every event (at least once), and it logged the restore.
+func TestWindowStoreSurvivesKill(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	tp := setup(t, brokers, 4)
+	cl := kafkatest.Client(t, brokers, kgo.DefaultProduceTopic(tp.in))
+	args := func(dir string) []string {
+		return []string{"-mode", "window", "-state-dir", dir, "-brokers", strings.Join(brokers, ","), "-app-id", tp.app,
+			"-input", tp.in, "-output", tp.out, "-session-timeout", "6s", "-commit-interval", "300ms"}
+	}
+	a := startProc(t, "a", args(t.TempDir())...)
+	b := startProc(t, "b", args(t.TempDir())...)
+	waitGroupMembers(t, brokers, tp.app, 2, 60*time.Second)
+	// Event times near now: the windows' output and changelog records carry them, and Kafka's
+	// time-based retention (compact,delete for window changelogs) would delete older ones.
+	base := time.Now().Add(-time.Minute).Truncate(time.Minute).UnixMilli()
+	want := map[string]int64{}   // "key@windowStart" -> count
+	send := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			k := fmt.Sprintf("k%02d", i%20)
+			ts := base + int64(i%7)*1000 + int64(i%1000) // seven 1s windows, out of order within the grace
+			want[fmt.Sprintf("%s@%d", k, ts/1000*1000)]++
+			if err := cl.ProduceSync(context.Background(), &kgo.Record{Key: []byte(k), Value: i64(ts)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(0, 1500)
+	time.Sleep(time.Second) // a commit: the changelogs hold state to restore
+	b.kill()
+	send(1500, 1500)
+	waitGroupIdle(t, brokers, tp.app, 120*time.Second, tp.in)
+	time.Sleep(time.Second)
+	a.stop(t)
+
+	got := map[string]int64{}
+	for _, r := range kafkatest.ReadAll(t, brokers, tp.out, false) {
+		w, err := stream.TimeWindowedSerde(serde.String(), time.Second).Deserialize(tp.out, r.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := serde.Int64().Deserialize(tp.out, r.Value)
+		got[fmt.Sprintf("%s@%d", w.Key, w.Start.UnixMilli())] = n
+	}
+	for k, n := range want {
+		if got[k] < n {
+			t.Fatalf("window %s: count %d < %d events", k, got[k], n)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d windows, want %d", len(got), len(want))
+	}
+	logA, _ := os.ReadFile(a.log.Name())
+	if !strings.Contains(string(logA), `msg=restored`) || !strings.Contains(string(logA), "store=w") {
+		t.Fatalf("the survivor did not restore the window store:\n%s", tail(string(logA), 20))
+	}
 }

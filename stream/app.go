@@ -314,3 +314,11 @@ type Metrics engine.Metrics
 // fixed input use it to know when the output is complete. It returns the app's error if the app
 // fails meanwhile.
 func (a *App) WaitIdle(ctx context.Context) error { return a.engine.WaitIdle(ctx) }
+
+// AdvanceStreamTime moves the stream time of this instance's tasks forward to ts, closing the
+// windows it closes (final results are emitted): for a finite input, after WaitIdle, so windows
+// still open at the end are counted. Stream time never goes back. A topology whose windows lie
+// after a repartition topic needs a second WaitIdle and AdvanceStreamTime for them.
+func (a *App) AdvanceStreamTime(ctx context.Context, ts time.Time) error {
+	return a.engine.AdvanceStreamTime(ctx, ts)
+}

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/datadriven"
 
@@ -158,6 +159,12 @@ func runScript(t *testing.T, td *datadriven.TestData, b *stream.Builder) {
 			tables[pos[0]] = t
 			s := t.ToStream()
 			result = append(result, stream.MapValues(s, func(n int64) (string, error) { return strconv.FormatInt(n, 10), nil }, stream.WithValueSerde(serde.String())))
+		case "windowcount":
+			wt := stream.CountWindows(stream.WindowedBy(stream.GroupByKey(get(pos[0])), stream.Tumbling(time.Minute)), opts...)
+			wt.ToStream().To(pos[1], stream.TimeWindowedSerde(serde.String(), time.Minute), serde.Int64())
+		case "sessioncount":
+			st := stream.CountSessions(stream.SessionWindowedBy(stream.GroupByKey(get(pos[0])), stream.Sessions(time.Minute)), opts...)
+			st.ToStream().To(pos[1], stream.SessionWindowedSerde(serde.String()), serde.Int64())
 		case "tablestreamto":
 			tables[pos[0]].ToStream().To(pos[1], serde.String(), serde.Int64(), opts...)
 		case "to":

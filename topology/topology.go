@@ -121,7 +121,8 @@ func (r OffsetReset) String() string {
 
 // InternalTopic is a topic the topology owns (a repartition topic), created by the runtime.
 type InternalTopic struct {
-	// Name without the application id: the real topic is "<appID>-<Name>".
+	// Name as declared, without the application id: the real topic is "<appID>-<Name>". (In a
+	// Plan's InternalTopics, Name is the real name.)
 	Name string
 	// Partitions is the partition count, or 0 to use the largest partition count of the
 	// source topics of the sub-topology that writes to it (Kafka Streams' rule).

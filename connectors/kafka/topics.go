@@ -69,7 +69,10 @@ func PartitionCounts(ctx context.Context, adm *kadm.Client, topics []string) (ma
 
 // EnsureTopics creates the topics that do not exist and verifies those that do: an existing topic
 // with another partition count, or with another value of a checked config, is an error naming the
-// topic, the expected and the actual values.
+// topic, the expected and the actual values. It returns once created topics have leaders.
+//
+// kadm answers topic listings from the client's metadata cache: give the admin client a short
+// kgo.MetadataMinAge (Riffle's engine uses 100ms), or waiting for new topics takes the default 5s.
 func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec) error {
 	if len(specs) == 0 {
 		return nil

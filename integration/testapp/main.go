@@ -5,6 +5,8 @@
 //	-mode echo: the value {"seq": v, "instance": ..., "partition": p, "offset": o}
 //	-mode count: per key k, the running count of its records, under key "c-"+k (through a
 //	             repartition topic and a Pebble store with a changelog)
+//	-mode window: the value is an event time (ms); per key, counts per 1s tumbling window (grace
+//	             1h), windowed keys in Kafka Streams' time-windowed format
 //
 // It exits 0 on SIGTERM/SIGINT after a clean shutdown, and 1 with the error on a fatal one.
 package main
@@ -50,13 +52,23 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("instance", *instance)
 
 	b := stream.NewBuilder()
-	in := stream.From(b, *input, serde.String(), serde.Int64())
+	var in stream.Stream[string, int64]
+	if *mode != "window" {
+		in = stream.From(b, *input, serde.String(), serde.Int64())
+	}
 	switch *mode {
 	case "echo":
 		out := stream.Process(in, topology.ProcessorFunc(func(ctx topology.Context[string, Echo], r topology.Record[string, int64]) error {
 			return ctx.Forward(topology.DeriveValue(r, Echo{Seq: r.Value, Instance: *instance, Partition: r.Origin.Partition, Offset: r.Origin.Offset}))
 		}))
 		out.To(*output, serde.String(), serde.JSON[Echo]())
+	case "window":
+		// Event time is the value (ms); counts per key per 1s tumbling window, updates at commits.
+		in := stream.From(b, *input+"", serde.String(), serde.Int64(), stream.Named("events"),
+			stream.WithTimestampExtractor(func(_ string, v int64, _, _ time.Time) (time.Time, error) { return time.UnixMilli(v), nil }))
+		counts := stream.CountWindows(stream.WindowedBy(stream.GroupByKey(in), stream.Tumbling(time.Second).WithGrace(time.Hour)),
+			stream.Materialized("w"))
+		counts.ToStream().To(*output, stream.TimeWindowedSerde(serde.String(), time.Second), nil)
 	case "count":
 		counts := stream.Count(stream.GroupBy(in, func(k string, _ int64) (string, error) { return "c-" + k, nil }, serde.String()),
 			stream.Materialized("counts"))

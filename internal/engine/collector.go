@@ -25,11 +25,14 @@ type epoch struct {
 	pending atomic.Int64
 	failed  atomic.Bool // a record of the epoch could not be produced and was not skipped
 	done    chan struct{}
-	prev    *epoch // the epoch before: done only counts once prev is done too
+	// prev is the epoch before: done only counts once prev is done too. Several goroutines wait
+	// on one chain (the committer, the runner applying its stores), so it is cut atomically.
+	prev atomic.Pointer[epoch]
 }
 
 func newEpoch(prev *epoch) *epoch {
-	e := &epoch{done: make(chan struct{}), prev: prev}
+	e := &epoch{done: make(chan struct{})}
+	e.prev.Store(prev)
 	e.pending.Store(1)
 	return e
 }
@@ -46,7 +49,7 @@ func (e *epoch) release() {
 // whether every record was produced (or skipped by the production handler).
 func (e *epoch) wait(ctx context.Context) (bool, error) {
 	ok := true
-	for x := e; x != nil; x = x.prev {
+	for x := e; x != nil; x = x.prev.Load() {
 		select {
 		case <-x.done:
 			ok = ok && !x.failed.Load()
@@ -54,8 +57,12 @@ func (e *epoch) wait(ctx context.Context) (bool, error) {
 			return false, ctx.Err()
 		}
 	}
-	// Earlier epochs are done: drop the chain so it does not grow.
-	e.prev = nil
+	// Every earlier epoch is done: drop the chain so it does not grow. A failure stays recorded
+	// in this epoch for later waiters.
+	if !ok {
+		e.failed.Store(true)
+	}
+	e.prev.Store(nil)
 	return ok, nil
 }
 

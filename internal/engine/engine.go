@@ -92,8 +92,10 @@ type Engine struct {
 	cfg Config
 	log *slog.Logger
 
-	cl     *kgo.Client
-	adm    *kadm.Client
+	cl  *kgo.Client
+	adm *kadm.Client
+	// admin is adm once start-up made it: WaitIdle reads it from other goroutines.
+	admin  atomic.Pointer[kadm.Client]
 	mgr    *state.Manager
 	stores topology.StoreOpener // the state manager, when the topology has stores
 
@@ -323,7 +325,11 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	if err := e.prepare(ctx); err != nil {
 		return err
 	}
-	defer e.adm.Close()
+	e.admin.Store(e.adm)
+	defer func() {
+		e.admin.Store(nil)
+		e.adm.Close()
+	}()
 
 	if err := e.newClient(); err != nil {
 		return err
@@ -392,6 +398,9 @@ func (e *Engine) newClient() error {
 		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.MaxBufferedRecords(100_000),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// The Java consumer's fetch.max.wait.ms: kgo's 5s default delays the first fetch of a
+		// partition that joins an idle fetch session.
+		kgo.FetchMaxWait(500 * time.Millisecond),
 		kgo.WithLogger(kgoLogger{e.log}),
 	}
 	if e.cfg.OffsetReset == topology.ResetLatest {
@@ -770,8 +779,8 @@ func (e *Engine) WaitIdle(ctx context.Context) error {
 			return e.failErr
 		default:
 		}
-		if e.adm != nil && e.State() == StateRunning {
-			idle, err := e.caughtUp(ctx, topics)
+		if adm := e.admin.Load(); adm != nil && e.State() == StateRunning {
+			idle, err := e.caughtUp(ctx, adm, topics)
 			if err != nil {
 				return err
 			}
@@ -795,15 +804,15 @@ func (e *Engine) WaitIdle(ctx context.Context) error {
 	}
 }
 
-func (e *Engine) caughtUp(ctx context.Context, topics []string) (bool, error) {
-	ends, err := e.adm.ListEndOffsets(ctx, topics...)
+func (e *Engine) caughtUp(ctx context.Context, adm *kadm.Client, topics []string) (bool, error) {
+	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err == nil {
 		err = ends.Error()
 	}
 	if err != nil {
 		return false, fmt.Errorf("engine: listing end offsets: %w", err)
 	}
-	committed, err := e.adm.FetchOffsets(ctx, e.cfg.AppID)
+	committed, err := adm.FetchOffsets(ctx, e.cfg.AppID)
 	if err != nil {
 		return false, fmt.Errorf("engine: fetching committed offsets: %w", err)
 	}
@@ -818,4 +827,39 @@ func (e *Engine) caughtUp(ctx context.Context, topics []string) (bool, error) {
 		}
 	})
 	return idle, nil
+}
+
+// AdvanceStreamTime moves the stream time of every active task on this instance forward to ts
+// (never back), firing the stream-time punctuations that makes due: windows that ts closes are
+// closed (and emitted, for final results). For batch runs over a finite input, after WaitIdle,
+// to flush the windows still open. Records it causes downstream (through repartition topics)
+// reach their tasks normally; advance again after a WaitIdle to close their windows too.
+func (e *Engine) AdvanceStreamTime(ctx context.Context, ts time.Time) error {
+	e.mu.Lock()
+	runners := make([]*runner, 0, len(e.tasks))
+	for _, r := range e.tasks {
+		runners = append(runners, r)
+	}
+	e.mu.Unlock()
+	for _, r := range runners {
+		if !r.ready.Load() {
+			continue
+		}
+		var err error
+		if !r.call(ctx, func() {
+			if r.failed == nil {
+				r.origin = topology.Origin{}
+				if err = r.task.AdvanceStreamTime(ts); err != nil {
+					r.fail(err) // on the runner goroutine, like every failure
+				}
+			}
+		}) {
+			continue // the task closed meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("engine: advancing stream time of task %s: %w", r.id, err)
+		}
+	}
+	e.requestCommit()
+	return nil
 }

@@ -47,11 +47,19 @@ func ReadAllContext(ctx context.Context, brokers []string, topic string, committ
 	if err != nil {
 		return nil, err
 	}
+	// A partition whose records all expired (retention) has nothing to read, whatever its end.
+	firsts, err := kadm.NewClient(adm).ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = firsts.Error()
+	}
+	if err != nil {
+		return nil, err
+	}
 	starts := map[int32]kgo.Offset{}
 	pending := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
 		starts[o.Partition] = kgo.NewOffset().AtStart()
-		if o.Offset > 0 {
+		if first, ok := firsts.Lookup(o.Topic, o.Partition); o.Offset > 0 && (!ok || first.Offset < o.Offset) {
 			pending[o.Partition] = o.Offset
 		}
 	})
