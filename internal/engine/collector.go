@@ -23,6 +23,7 @@ import (
 // and whoever drops the last closes done.
 type epoch struct {
 	pending atomic.Int64
+	sent    atomic.Bool // a record was handed to the producer in this epoch
 	failed  atomic.Bool // a record of the epoch could not be produced and was not skipped
 	done    chan struct{}
 	// prev is the epoch before: done only counts once prev is done too. Several goroutines wait
@@ -37,7 +38,10 @@ func newEpoch(prev *epoch) *epoch {
 	return e
 }
 
-func (e *epoch) add() { e.pending.Add(1) }
+func (e *epoch) add() {
+	e.pending.Add(1)
+	e.sent.Store(true)
+}
 
 func (e *epoch) release() {
 	if e.pending.Add(-1) == 0 {

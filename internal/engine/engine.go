@@ -92,8 +92,9 @@ type Engine struct {
 	cfg Config
 	log *slog.Logger
 
-	cl  *kgo.Client
-	adm *kadm.Client
+	cl   *kgo.Client
+	sess *kgo.GroupTransactSession // exactly-once only
+	adm  *kadm.Client
 	// admin is adm once start-up made it: WaitIdle reads it from other goroutines.
 	admin  atomic.Pointer[kadm.Client]
 	mgr    *state.Manager
@@ -110,6 +111,17 @@ type Engine struct {
 
 	commitMu  sync.Mutex // one commit at a time: the committer, revocations and shutdown
 	commitNow chan struct{}
+
+	// The poll loop pauses for exactly-once commits (see pausePolling).
+	pollMu     sync.Mutex
+	pollPause  chan struct{} // non-nil while a pause is asked; closed to resume
+	pollPaused chan struct{} // closed by the poll loop once paused
+	pollCancel context.CancelFunc
+	pollExited bool // the poll loop has returned: nothing to pause
+	// polled counts the records fetched since the last exactly-once round; txnForce asks the
+	// next round to end the transaction even when nothing was polled or produced (a revocation).
+	polled   atomic.Int64
+	txnForce atomic.Bool
 
 	partMu     sync.Mutex
 	partCounts map[string]int32
@@ -139,6 +151,7 @@ type Engine struct {
 	skippedProduce atomic.Int64
 	deadLettered   atomic.Int64
 	restored       atomic.Int64
+	aborts         atomic.Int64
 	closedMetrics  taskCounters // of tasks closed on this instance; guarded by mu
 }
 
@@ -180,6 +193,8 @@ type Metrics struct {
 	// RecordsRestored counts changelog records read back into stores (after a crash or a task
 	// move; zero after a clean stop and restart on the same state dir).
 	RecordsRestored int64
+	// TransactionsAborted counts aborted transactions (exactly-once).
+	TransactionsAborted int64
 	// BufferedRecords is the number of fetched records waiting in task queues now, and
 	// PausedPartitions the number of partitions whose fetching is paused because their task is
 	// behind (backpressure).
@@ -213,7 +228,7 @@ func (e *Engine) Metrics() Metrics {
 		Commits: e.commits.Load(), Rebalances: e.rebalances.Load(), Generation: e.generation.Load(),
 		Skipped:         map[string]int64{},
 		DeadLettered:    c.deadLettered + e.deadLettered.Load(),
-		RecordsRestored: e.restored.Load(),
+		RecordsRestored: e.restored.Load(), TransactionsAborted: e.aborts.Load(),
 		BufferedRecords: buffered, PausedPartitions: paused,
 	}
 	for s, n := range c.skipped {
@@ -248,9 +263,6 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Guarantee == ExactlyOnce {
-		return nil, errors.New("engine: exactly-once is not available yet")
 	}
 	e := &Engine{
 		cfg:         cfg,
@@ -313,7 +325,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	e.produceCtx, e.hardStop = context.WithCancel(context.Background())
 	defer e.hardStop()
 
-	if hasStores(e.cfg.Plan) {
+	if hasStores(e.cfg.Plan) || e.cfg.Guarantee == ExactlyOnce {
 		m, err := state.OpenManager(state.ManagerOptions{Dir: e.cfg.StateDir})
 		if err != nil {
 			return err
@@ -362,13 +374,30 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	// Commit what is fully processed and close every task, then leave the group.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	if e.sess != nil {
+		select {
+		case <-e.failed:
+		default:
+			if err := e.commitTxn(shutdownCtx); err != nil {
+				e.log.Warn("final transaction failed; the last records will be processed again", "error", err)
+			}
+		}
+		if _, err := e.sess.End(shutdownCtx, kgo.TryAbort); err != nil {
+			e.log.Debug("aborting the empty last transaction", "error", err)
+		}
+	}
 	e.mu.Lock()
 	all := make([]*runner, 0, len(e.tasks))
 	for _, r := range e.tasks {
 		all = append(all, r)
 	}
 	e.mu.Unlock()
-	if cerr := e.commitAndClose(shutdownCtx, all); cerr != nil {
+	if e.sess != nil {
+		for _, r := range all { // their state is committed and applied; nothing else may commit
+			r.abort()
+			e.closeRunner(r)
+		}
+	} else if cerr := e.commitAndClose(shutdownCtx, all); cerr != nil {
 		e.log.Warn("final commit failed; the last records will be processed again", "error", cerr)
 	}
 	e.cl.Close()
@@ -408,7 +437,27 @@ func (e *Engine) newClient() error {
 	} else {
 		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	}
+	if e.cfg.Guarantee == ExactlyOnce {
+		id, err := instanceID(e.cfg.StateDir)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, kgo.TransactionalID(e.cfg.AppID+"-"+id), kgo.TransactionTimeout(transactionTimeout),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets())
+	}
 	opts = append(opts, e.cfg.ClientOpts...)
+	if e.cfg.Guarantee == ExactlyOnce {
+		sess, err := kgo.NewGroupTransactSession(opts...)
+		if err != nil {
+			return fmt.Errorf("engine: creating the transactional Kafka client: %w", err)
+		}
+		if err := sess.Begin(); err != nil {
+			sess.Close()
+			return fmt.Errorf("engine: beginning the first transaction: %w", err)
+		}
+		e.sess, e.cl = sess, sess.Client()
+		return nil
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("engine: creating the Kafka client: %w", err)
@@ -421,8 +470,40 @@ func (e *Engine) newClient() error {
 // rebalance callback runs between a poll and AllowRebalance, so records of a partition being
 // revoked are never handed to a task that no longer owns it.
 func (e *Engine) pollLoop(ctx context.Context) {
+	defer func() {
+		e.pollMu.Lock()
+		e.pollExited = true
+		if e.pollPause != nil && e.pollPaused != nil {
+			select {
+			case <-e.pollPaused:
+			default:
+				close(e.pollPaused)
+			}
+		}
+		e.pollMu.Unlock()
+	}()
 	for {
-		fs := e.cl.PollFetches(ctx)
+		e.pollMu.Lock()
+		if pause := e.pollPause; pause != nil {
+			paused := e.pollPaused
+			e.pollMu.Unlock()
+			close(paused)
+			select {
+			case <-pause:
+			case <-ctx.Done():
+				e.cl.AllowRebalance()
+				return
+			}
+			continue
+		}
+		pctx, cancel := context.WithCancel(ctx)
+		e.pollCancel = cancel
+		e.pollMu.Unlock()
+		fs := e.cl.PollFetches(pctx)
+		e.pollMu.Lock()
+		e.pollCancel = nil
+		e.pollMu.Unlock()
+		cancel()
 		if fs.IsClientClosed() || ctx.Err() != nil {
 			e.cl.AllowRebalance()
 			return
@@ -442,6 +523,7 @@ func (e *Engine) pollLoop(ctx context.Context) {
 			if len(p.Records) == 0 {
 				return
 			}
+			e.polled.Add(int64(len(p.Records)))
 			if r := e.byPartition[topicPartition{p.Topic, p.Partition}]; r != nil {
 				r.enqueue(p.Topic, p.Records)
 			}
@@ -468,7 +550,11 @@ func (e *Engine) committer(stop <-chan struct{}) {
 		case <-e.commitNow:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(e.cfg.CommitInterval*4, 30*time.Second))
-		if err := e.commitAll(ctx); err != nil {
+		if e.sess != nil {
+			if err := e.commitTxn(ctx); err != nil {
+				e.fail(err)
+			}
+		} else if err := e.commitAll(ctx); err != nil {
 			e.log.Warn("commit failed; will retry at the next interval", "error", err)
 		}
 		cancel()
@@ -692,6 +778,19 @@ func (e *Engine) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 	if len(runners) == 0 {
 		return
 	}
+	if e.sess != nil {
+		// Exactly-once: the transaction in flight will abort (the session saw the revocation);
+		// drop the revoked tasks now, without committing. This callback must not wait for the
+		// commit lock: the session holds its own lock while calling it, and End needs that lock.
+		for _, r := range runners {
+			r.abort()
+			e.closeRunner(r)
+		}
+		e.txnForce.Store(true)
+		e.requestCommit()
+		e.log.Info("tasks revoked; their uncommitted work is aborted", "tasks", ids(runners))
+		return
+	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := e.commitAndClose(cctx, runners); err != nil {
@@ -702,6 +801,7 @@ func (e *Engine) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 
 // onLost drops the tasks of lost partitions without committing: another member may own them now.
 func (e *Engine) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	e.txnForce.Store(true) // exactly-once: the transaction in flight must end (aborted)
 	runners := e.runnersOf(lost)
 	for _, r := range runners {
 		r.abort()
@@ -817,16 +917,83 @@ func (e *Engine) caughtUp(ctx context.Context, adm *kadm.Client, topics []string
 		return false, fmt.Errorf("engine: fetching committed offsets: %w", err)
 	}
 	idle := true
+	behind := map[string]map[int32][2]int64{} // partitions whose committed offset is before the end
 	ends.Each(func(o kadm.ListedOffset) {
 		if o.Offset == 0 {
 			return
 		}
 		c, ok := committed.Lookup(o.Topic, o.Partition)
-		if !ok || c.At < o.Offset {
+		if !ok {
 			idle = false
+			return
+		}
+		if c.At < o.Offset {
+			if behind[o.Topic] == nil {
+				behind[o.Topic] = map[int32][2]int64{}
+			}
+			behind[o.Topic][o.Partition] = [2]int64{c.At, o.Offset}
 		}
 	})
-	return idle, nil
+	if !idle || len(behind) == 0 {
+		return idle && len(behind) == 0, nil
+	}
+	if e.cfg.Guarantee != ExactlyOnce {
+		return false, nil
+	}
+	// Under exactly-once a committed offset stops before the transaction markers that end a
+	// partition: caught up if only markers lie between it and the end.
+	return e.onlyMarkers(ctx, behind)
+}
+
+// onlyMarkers reports whether the given offset ranges hold nothing but transaction markers (or
+// aborted records).
+func (e *Engine) onlyMarkers(ctx context.Context, ranges map[string]map[int32][2]int64) (bool, error) {
+	starts := map[string]map[int32]kgo.Offset{}
+	pending := map[string]map[int32]int64{}
+	for t, ps := range ranges {
+		starts[t], pending[t] = map[int32]kgo.Offset{}, map[int32]int64{}
+		for p, r := range ps {
+			starts[t][p] = kgo.NewOffset().At(r[0])
+			pending[t][p] = r[1]
+		}
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.cfg.Brokers...), kgo.ConsumePartitions(starts),
+		kgo.KeepControlRecords(), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(200 * time.Millisecond),
+		kgo.WithLogger(kgoLogger{e.log})}, e.cfg.ClientOpts...)...)
+	if err != nil {
+		return false, err
+	}
+	defer cl.Close()
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	left := 0
+	for _, ps := range pending {
+		left += len(ps)
+	}
+	for left > 0 {
+		fs := cl.PollFetches(rctx)
+		if rctx.Err() != nil {
+			return false, nil // cannot tell yet: not idle
+		}
+		data := false
+		fs.EachRecord(func(r *kgo.Record) {
+			end, ok := pending[r.Topic][r.Partition]
+			if !ok || r.Offset >= end {
+				return
+			}
+			if !r.Attrs.IsControl() {
+				data = true
+			}
+			if r.Offset+1 >= end {
+				delete(pending[r.Topic], r.Partition)
+				left--
+			}
+		})
+		if data {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // AdvanceStreamTime moves the stream time of every active task on this instance forward to ts

@@ -372,6 +372,9 @@ type snapshot struct {
 	epoch   *epoch
 	// ok is false when the task failed: its progress since the last commit is dropped.
 	ok bool
+	// produced tells whether the task produced anything (outputs, changelog, repartition
+	// records) since the last snapshot.
+	produced bool
 }
 
 // takeSnapshot runs on the runner goroutine: it flushes the task (emitting cached updates into the
@@ -393,6 +396,7 @@ func (r *runner) takeSnapshot() snapshot {
 		}
 	}
 	s.epoch = r.epoch
+	s.produced = s.epoch.sent.Load()
 	r.epoch = newEpoch(s.epoch)
 	s.epoch.release()
 	s.ok = true

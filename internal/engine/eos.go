@@ -1,0 +1,299 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rifflestream/riffle/topology"
+)
+
+// Exactly-once (EOS v2, one transactional producer per instance).
+//
+// Every commit interval:
+//  1. polling pauses, and every task drains what it has buffered, so that what was polled is
+//     exactly what was processed (franz-go's GroupTransactSession commits what was polled);
+//  2. every task flushes its stores into the transaction and waits, without producing;
+//  3. the transaction ends: outputs, changelog and repartition records, and the input offsets
+//     (with the group's generation, so a zombie is fenced) commit together, or abort together;
+//  4. committed: every task applies its flushed writes and changelog checkpoints to its local
+//     store, a new transaction begins, and processing resumes. Aborted: every task is dropped and
+//     rebuilt from its local store (which only ever holds committed state), fetching rewinds to
+//     the committed offsets, and the records are processed again.
+//
+// A rebalance aborts the transaction in flight (franz-go's GroupTransactSession does so when
+// partitions are revoked or lost): revoked tasks are dropped at once, the others are rebuilt at
+// the next commit.
+
+// txnRound is one commit round, handed to each runner.
+type txnRound struct {
+	done      chan struct{} // closed when the transaction ended and the next one began
+	committed bool          // set before done is closed
+	mu        sync.Mutex
+}
+
+// instanceID returns this instance's stable id, kept in the state dir so a restarted instance
+// reuses its transactional id: the broker then fences the dead one's producer and aborts its open
+// transaction at once, instead of after the transaction timeout.
+func instanceID(stateDir string) (string, error) {
+	if stateDir == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:]), nil
+	}
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(stateDir, "instance.id")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("engine: writing %s: %w", path, err)
+	}
+	return id, nil
+}
+
+// pausePolling stops the poll loop between two polls (cancelling a poll that waits for data) and
+// returns once it is stopped; resume lets it go on. After the poll loop returned (shutdown) there
+// is nothing to pause.
+func (e *Engine) pausePolling(ctx context.Context) (resume func(), err error) {
+	e.pollMu.Lock()
+	if e.pollExited {
+		e.pollMu.Unlock()
+		return func() {}, nil
+	}
+	e.pollPause = make(chan struct{})
+	paused := make(chan struct{})
+	e.pollPaused = paused
+	if e.pollCancel != nil {
+		e.pollCancel()
+	}
+	e.pollMu.Unlock()
+	resume = func() {
+		e.pollMu.Lock()
+		close(e.pollPause)
+		e.pollPause, e.pollPaused = nil, nil
+		e.pollMu.Unlock()
+	}
+	select {
+	case <-paused:
+		return resume, nil
+	case <-ctx.Done():
+		resume()
+		return nil, ctx.Err()
+	}
+}
+
+// commitTxn runs one exactly-once commit round. It returns the error that must stop the app (a
+// fenced producer, say); an aborted transaction is not an error.
+func (e *Engine) commitTxn(ctx context.Context) error {
+	e.commitMu.Lock()
+	defer e.commitMu.Unlock()
+	resume, err := e.pausePolling(ctx)
+	if err != nil {
+		return err
+	}
+	defer resume()
+
+	e.mu.Lock()
+	runners := make([]*runner, 0, len(e.tasks))
+	for _, r := range e.tasks {
+		if r.ready.Load() {
+			runners = append(runners, r)
+		}
+	}
+	e.mu.Unlock()
+
+	round := &txnRound{done: make(chan struct{})}
+	type joinedRunner struct {
+		r    *runner
+		snap chan snapshot
+	}
+	var joined []joinedRunner
+	for _, r := range runners {
+		ch := make(chan snapshot, 1)
+		select {
+		case r.ctrl <- func() { r.txnCommit(round, ch) }:
+			joined = append(joined, joinedRunner{r, ch})
+		case <-r.exited:
+		case <-ctx.Done():
+			close(round.done)
+			return ctx.Err()
+		}
+	}
+	failed, produced := false, false
+	for _, j := range joined {
+		select {
+		case s := <-j.snap:
+			failed = failed || !s.ok
+			produced = produced || s.produced
+		case <-j.r.exited:
+			// dropped meanwhile (a revocation): the session aborts this round anyway
+		case <-ctx.Done():
+			close(round.done)
+			return ctx.Err()
+		}
+	}
+
+	polled, force := e.polled.Swap(0), e.txnForce.Swap(false)
+	if !failed && !produced && polled == 0 && !force {
+		// Nothing was read or written: the open transaction is still empty (the broker does not
+		// know of it yet), so there is nothing to end. Ending it anyway would cost a heartbeat
+		// round trip and stall polling for nothing.
+		round.mu.Lock()
+		round.committed = true
+		round.mu.Unlock()
+		close(round.done)
+		return nil
+	}
+	commit := kgo.TryCommit
+	if failed {
+		commit = kgo.TryAbort // a task failed: nothing of this round may commit
+	}
+	committed, endErr := e.sess.End(ctx, commit)
+	if endErr == nil {
+		endErr = e.sess.Begin()
+	}
+	round.mu.Lock()
+	round.committed = committed && endErr == nil
+	round.mu.Unlock()
+	close(round.done)
+	if endErr != nil {
+		if isFenced(endErr) {
+			return fmt.Errorf("engine: this instance was fenced: another instance now owns its transactional id or its tasks (a zombie); stopping: %w", endErr)
+		}
+		return fmt.Errorf("engine: ending the transaction: %w", endErr)
+	}
+	if committed {
+		e.commits.Add(1)
+		return nil
+	}
+	e.aborts.Add(1)
+	e.log.Info("transaction aborted (a rebalance, or a task failure); rebuilding tasks from their committed state")
+	return e.rebuildAfterAbort(ctx)
+}
+
+// txnCommit runs on the runner goroutine: drain, flush, hand over the snapshot, wait for the
+// transaction to end, then apply (committed) or mark the task for rebuilding (aborted).
+func (r *runner) txnCommit(round *txnRound, out chan<- snapshot) {
+	if r.failed == nil {
+		for {
+			r.take(batchSize)
+			if len(r.batch) == 0 {
+				break
+			}
+			for i, rec := range r.batch {
+				if err := r.process(rec); err != nil {
+					r.fail(err)
+					clear(r.batch[i:])
+					break
+				}
+			}
+			if r.failed != nil {
+				break
+			}
+		}
+	}
+	out <- r.takeSnapshot()
+	select {
+	case <-round.done:
+	case <-r.quit:
+		return
+	}
+	round.mu.Lock()
+	committed := round.committed
+	round.mu.Unlock()
+	if !committed {
+		r.pendingApply = nil // the flushed writes were aborted: never apply them
+		return
+	}
+	r.applyPending(context.Background())
+}
+
+// rebuildAfterAbort drops every task (their unapplied writes go with them) and builds them again
+// from their local stores, after rewinding fetching to the committed offsets.
+func (e *Engine) rebuildAfterAbort(ctx context.Context) error {
+	e.mu.Lock()
+	old := make([]*runner, 0, len(e.tasks))
+	for _, r := range e.tasks {
+		old = append(old, r)
+	}
+	e.mu.Unlock()
+	assigned := map[string][]int32{}
+	for _, r := range old {
+		r.abort()
+		r.mu.Lock()
+		for _, q := range r.queues {
+			assigned[q.topic] = append(assigned[q.topic], q.partition)
+		}
+		r.mu.Unlock()
+		e.closeRunner(r)
+	}
+	if err := e.rewind(ctx, assigned); err != nil {
+		return err
+	}
+	e.onAssigned(ctx, e.cl, assigned)
+	return nil
+}
+
+// rewind sets the fetch offsets of partitions to their committed offsets (or to where the reset
+// policy starts when they have none), so aborted work is read again.
+func (e *Engine) rewind(ctx context.Context, parts map[string][]int32) error {
+	if len(parts) == 0 {
+		return nil
+	}
+	committed, err := e.adm.FetchOffsets(ctx, e.cfg.AppID)
+	if err != nil {
+		return fmt.Errorf("engine: fetching committed offsets to rewind: %w", err)
+	}
+	var topics []string
+	for t := range parts {
+		topics = append(topics, t)
+	}
+	var starts kadm.ListedOffsets
+	if e.cfg.OffsetReset == topology.ResetLatest {
+		starts, err = e.adm.ListEndOffsets(ctx, topics...)
+	} else {
+		starts, err = e.adm.ListStartOffsets(ctx, topics...)
+	}
+	if err != nil {
+		return fmt.Errorf("engine: listing offsets to rewind: %w", err)
+	}
+	set := map[string]map[int32]kgo.EpochOffset{}
+	for t, ps := range parts {
+		set[t] = map[int32]kgo.EpochOffset{}
+		for _, p := range ps {
+			if c, ok := committed.Lookup(t, p); ok && c.Err == nil && c.At >= 0 {
+				set[t][p] = kgo.EpochOffset{Epoch: c.LeaderEpoch, Offset: c.At}
+			} else if s, ok := starts.Lookup(t, p); ok {
+				set[t][p] = kgo.EpochOffset{Epoch: -1, Offset: s.Offset}
+			}
+		}
+	}
+	e.cl.SetOffsets(set)
+	return nil
+}
+
+func isFenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed) || errors.Is(err, kerr.InvalidProducerIDMapping)
+}
+
+// transactionTimeout is Kafka Streams' EOS default (transaction.timeout.ms): how long a dead
+// instance's open transaction blocks read_committed readers if nothing fences it sooner.
+const transactionTimeout = 10 * time.Second
