@@ -10,13 +10,23 @@ TIMEOUT ?= 30m
 
 export RIFFLE_KAFKA_RUN ?= $(or $(TMPDIR),/tmp)/riffle-kafka/make
 
-.PHONY: all test test-unit vet fmt-check kafka-fetch kafka-up kafka-down kafka-cluster-up example
+.PHONY: all test test-faults-long test-unit vet fmt-check kafka-fetch kafka-up kafka-down kafka-cluster-up example
 
 all: test
 
 ## test: vet, then all tests with -race against real Kafka (started here unless KAFKA_BROKERS is set)
+# Result lines of suites whose figures matter even when they pass (the fault suite) are appended
+# to REPORT and printed at the end.
+REPORT  ?= $(or $(TMPDIR),/tmp)/riffle-test-report.txt
+
 test: vet
-	tools/kafka/with-kafka.sh $(GO) test -race -timeout $(TIMEOUT) $(PKGS)
+	@rm -f $(REPORT)
+	@RIFFLE_REPORT=$(REPORT) tools/kafka/with-kafka.sh $(GO) test -race -timeout $(TIMEOUT) $(PKGS); rc=$$?; \
+	if [ -s $(REPORT) ]; then echo "== results"; cat $(REPORT); fi; exit $$rc
+
+## test-faults-long: the long fault suite (300k records, 40 kills, 3 broker bounces per guarantee)
+test-faults-long:
+	RIFFLE_FAULT_LONG=1 RIFFLE_REPORT=$(REPORT) $(GO) test -timeout 90m -run 'TestFault' -v ./integration
 
 ## test-unit: the fast tests only (go test -short): tests that need a real broker skip
 test-unit: vet

@@ -246,7 +246,7 @@ func TestWindowStoreSurvivesKill(t *testing.T) {
 	// Event times near now: the windows' output and changelog records carry them, and Kafka's
 	// time-based retention (compact,delete for window changelogs) would delete older ones.
 	base := time.Now().Add(-time.Minute).Truncate(time.Minute).UnixMilli()
-	want := map[string]int64{}   // "key@windowStart" -> count
+	want := map[string]int64{} // "key@windowStart" -> count
 	send := func(from, n int) {
 		for i := from; i < from+n; i++ {
 			k := fmt.Sprintf("k%02d", i%20)

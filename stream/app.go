@@ -310,9 +310,10 @@ type Metrics engine.Metrics
 
 // WaitIdle returns once every record that was in the app's source topics when it was called has
 // been processed and committed (repartition topics included, until they drain too). It asks for
-// commits rather than waiting for the commit interval. Tests, batch jobs and examples with a
-// fixed input use it to know when the output is complete. It returns the app's error if the app
-// fails meanwhile.
+// commits rather than waiting for the commit interval, and waits for this instance's tasks to
+// finish restoring their state. Tests, batch jobs and examples with a fixed input use it to know
+// when the output is complete. It returns the app's error if the app fails meanwhile; transient
+// errors (a coordinator moving) are retried until ctx ends.
 func (a *App) WaitIdle(ctx context.Context) error { return a.engine.WaitIdle(ctx) }
 
 // AdvanceStreamTime moves the stream time of this instance's tasks forward to ts, closing the

@@ -71,12 +71,56 @@ func PartitionCounts(ctx context.Context, adm *kadm.Client, topics []string) (ma
 // with another partition count, or with another value of a checked config, is an error naming the
 // topic, the expected and the actual values. It returns once created topics have leaders.
 //
+// Transient errors (a broker restarting, a partition moving: Kafka's retriable errors) are retried
+// with back-off for up to a minute, or until ctx ends.
+//
 // kadm answers topic listings from the client's metadata cache: give the admin client a short
 // kgo.MetadataMinAge (Riffle's engine uses 100ms), or waiting for new topics takes the default 5s.
 func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec) error {
 	if len(specs) == 0 {
 		return nil
 	}
+	return RetryTransient(ctx, func() error { return ensureTopicsOnce(ctx, adm, specs) })
+}
+
+// RetryTransient runs f until it succeeds, fails with an error that is not a transient Kafka
+// error (see Retriable), a minute passes, or ctx ends. Start-up uses it: a broker may be
+// restarting, a coordinator moving.
+func RetryTransient(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(time.Minute)
+	backoff := 100 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || !Retriable(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// Retriable reports whether err is a transient Kafka error (or several, all transient).
+func Retriable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := j.Unwrap()
+		for _, e := range errs {
+			if !Retriable(e) {
+				return false
+			}
+		}
+		return len(errs) > 0
+	}
+	return kerr.IsRetriable(err)
+}
+
+func ensureTopicsOnce(ctx context.Context, adm *kadm.Client, specs []TopicSpec) error {
 	names := make([]string, len(specs))
 	for i, s := range specs {
 		names[i] = s.Name

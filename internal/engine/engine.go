@@ -864,9 +864,10 @@ func (e *Engine) partitionCount(topic string) (int32, error) {
 
 // WaitIdle returns once every record that was in the app's source topics when it was called has
 // been processed and committed, following repartition topics until they too are drained: the
-// group's committed offsets reach the topics' end offsets twice in a row. It asks for commits
-// instead of waiting out the commit interval. Useful for tests, batch jobs and examples that
-// feed a fixed input.
+// group's committed offsets reach the topics' end offsets twice in a row, and no task of this
+// instance is still restoring its state. It asks for commits instead of waiting out the commit
+// interval, and retries transient errors (a coordinator moving) until ctx ends. Useful for
+// tests, batch jobs and examples that feed a fixed input.
 func (e *Engine) WaitIdle(ctx context.Context) error {
 	topics := e.cfg.Plan.SourceTopics()
 	stable := 0
@@ -882,7 +883,15 @@ func (e *Engine) WaitIdle(ctx context.Context) error {
 		if adm := e.admin.Load(); adm != nil && e.State() == StateRunning {
 			idle, err := e.caughtUp(ctx, adm, topics)
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return err
+				}
+				// Coordinators move, brokers restart: ask again, until ctx says stop.
+				e.log.Debug("WaitIdle: checking progress failed; retrying", "error", err)
+				idle = false
+			}
+			if idle && !e.allReady() {
+				idle = false // a task is still restoring its state
 			}
 			if idle {
 				stable++
@@ -902,6 +911,18 @@ func (e *Engine) WaitIdle(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// allReady reports whether every assigned task has restored its state and runs.
+func (e *Engine) allReady() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.tasks {
+		if !r.ready.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *Engine) caughtUp(ctx context.Context, adm *kadm.Client, topics []string) (bool, error) {

@@ -44,7 +44,11 @@ func (e *Engine) prepare(ctx context.Context) error {
 	e.adm = kadm.NewClient(cl)
 	plan := e.cfg.Plan
 
-	counts, err := kafka.PartitionCounts(ctx, e.adm, plan.ExternalSourceTopics())
+	var counts map[string]int32
+	err = kafka.RetryTransient(ctx, func() (err error) {
+		counts, err = kafka.PartitionCounts(ctx, e.adm, plan.ExternalSourceTopics())
+		return err
+	})
 	if err != nil {
 		e.adm.Close()
 		return err
@@ -108,7 +112,7 @@ func (e *Engine) prepare(ctx context.Context) error {
 		e.partCounts[t] = n
 	}
 	e.partMu.Unlock()
-	if err := e.applySourceResets(ctx, counts); err != nil {
+	if err := kafka.RetryTransient(ctx, func() error { return e.applySourceResets(ctx, counts) }); err != nil {
 		e.adm.Close()
 		return err
 	}
