@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sync"
 	"time"
@@ -105,20 +106,20 @@ func ClientOptions(opts ...kgo.Opt) AppOption {
 // OnDeserializationError sets what happens to records whose bytes cannot be decoded (or whose
 // timestamp cannot be extracted). Default Fail. Kafka Streams' deserialization.exception.handler.
 func OnDeserializationError(h ErrorHandler) AppOption {
-	return appOptionFunc(func(c *appConfig) { c.handlers.Deserialization = h; c.handlersSet = true })
+	return appOptionFunc(func(c *appConfig) { c.handlers.Deserialization = h; c.handlersSet = c.handlersSet || mayDeadLetter(h) })
 }
 
 // OnProcessingError sets what happens to records a processor fails on (an error or a panic).
 // Default Fail. Kafka Streams' processing.exception.handler.
 func OnProcessingError(h ErrorHandler) AppOption {
-	return appOptionFunc(func(c *appConfig) { c.handlers.Processing = h; c.handlersSet = true })
+	return appOptionFunc(func(c *appConfig) { c.handlers.Processing = h; c.handlersSet = c.handlersSet || mayDeadLetter(h) })
 }
 
 // OnProductionError sets what happens to output records that cannot be serialized or that Kafka
 // rejects. It may run on the producer's goroutine. Default Fail. Kafka Streams'
 // production.exception.handler.
 func OnProductionError(h ErrorHandler) AppOption {
-	return appOptionFunc(func(c *appConfig) { c.handlers.Production = h; c.handlersSet = true })
+	return appOptionFunc(func(c *appConfig) { c.handlers.Production = h; c.handlersSet = c.handlersSet || mayDeadLetter(h) })
 }
 
 // OnLateRecord sets what happens to records a windowed operation drops because their window
@@ -126,13 +127,28 @@ func OnProductionError(h ErrorHandler) AppOption {
 // "late" stage and logged, as in Kafka Streams); DeadLetter also writes them to the dead-letter
 // topic.
 func OnLateRecord(h ErrorHandler) AppOption {
-	return appOptionFunc(func(c *appConfig) { c.handlers.Late = h; c.handlersSet = true })
+	return appOptionFunc(func(c *appConfig) { c.handlers.Late = h; c.handlersSet = c.handlersSet || mayDeadLetter(h) })
 }
 
 // DeadLetterTopic sets the dead-letter topic. Default "<appID>-dlq". The app creates it at start-up
-// (with the broker's default partition count) when a handler is set.
+// (with the broker's default partition count) when a handler other than Skip and Fail is set.
 func DeadLetterTopic(topic string) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.handlers.DeadLetterTopic = topic })
+}
+
+// mayDeadLetter tells whether a handler may answer DeadLetter: any but the built-in Skip and
+// Fail (functions compare by their code pointer).
+func mayDeadLetter(h ErrorHandler) bool {
+	if h == nil {
+		return false
+	}
+	p := reflect.ValueOf(h).Pointer()
+	for _, known := range []ErrorHandler{Skip, Fail, topology.Skip, topology.Fail} {
+		if reflect.ValueOf(known).Pointer() == p {
+			return false
+		}
+	}
+	return true
 }
 
 // OffsetReset sets where the app starts reading partitions that have no committed offset.
