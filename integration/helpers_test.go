@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -283,4 +284,57 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// errorLog is a slog handler that passes records to the default logger and keeps the messages of
+// ERROR records, so a test can assert that an app logged none.
+type errorLog struct {
+	mu     sync.Mutex
+	errors []string
+	next   slog.Handler
+}
+
+func newErrorLog() *errorLog { return &errorLog{next: slog.Default().Handler()} }
+
+func (h *errorLog) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
+func (h *errorLog) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		h.mu.Lock()
+		h.errors = append(h.errors, r.Message)
+		h.mu.Unlock()
+	}
+	return h.next.Handle(ctx, r)
+}
+func (h *errorLog) WithAttrs(as []slog.Attr) slog.Handler {
+	return &errorLogView{h, h.next.WithAttrs(as)}
+}
+func (h *errorLog) WithGroup(name string) slog.Handler {
+	return &errorLogView{h, h.next.WithGroup(name)}
+}
+
+func (h *errorLog) Errors() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.errors...)
+}
+
+type errorLogView struct {
+	root *errorLog
+	next slog.Handler
+}
+
+func (v *errorLogView) Enabled(ctx context.Context, l slog.Level) bool { return v.next.Enabled(ctx, l) }
+func (v *errorLogView) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		v.root.mu.Lock()
+		v.root.errors = append(v.root.errors, r.Message)
+		v.root.mu.Unlock()
+	}
+	return v.next.Handle(ctx, r)
+}
+func (v *errorLogView) WithAttrs(as []slog.Attr) slog.Handler {
+	return &errorLogView{v.root, v.next.WithAttrs(as)}
+}
+func (v *errorLogView) WithGroup(name string) slog.Handler {
+	return &errorLogView{v.root, v.next.WithGroup(name)}
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/rifflestream/riffle/topology"
 )
 
 // Backend keeps the stores of one application instance as bytes. A store's partition (the store
@@ -18,6 +20,14 @@ type Backend interface {
 	Checkpointed() ([]StorePartition, error)
 	// Close releases the backend. Views must not be used after.
 	Close() error
+}
+
+// restorer is a View that takes restored changelog records itself, more cheaply than a WriteSet
+// (Pebble's bulk load). Views without it get a WriteSet.
+type restorer interface {
+	// Restore writes recs (a nil Value is a delete; values are stored with encodeValue) in their
+	// order, then the checkpoint c, atomically.
+	Restore(recs []topology.ChangelogEntry, c Checkpoint) error
 }
 
 // StorePartition names one partition of a store.

@@ -71,6 +71,9 @@ type Flushed[K, V any] struct {
 	Old       V
 	HasOld    bool // false: the key did not exist before
 	Timestamp time.Time
+	// Headers are those of the last record that wrote the key (Kafka Streams' caches keep the
+	// writing record's context too).
+	Headers topology.Headers
 }
 
 // KeyValue returns the key-value store named name connected to the processor of ctx, typed
@@ -172,6 +175,7 @@ type entry[K, V any] struct {
 	v       V
 	enc     []byte // encodeValue(ts, value bytes); nil for a delete
 	ts      int64
+	hdr     topology.Headers // the headers of the record that wrote it (caching stores)
 	dirty   bool
 	existed int8 // whether the key existed in the backend: -1 unknown, 0 no, 1 yes
 }
@@ -272,6 +276,9 @@ func (s *kvStore[K, V]) write(kb []byte, k K, v V, enc, vb []byte, ts int64) err
 		s.buf.ReplaceOrInsert(e)
 		s.bytes += len(kb) + entryOverhead
 	}
+	if s.caching && s.ctx.Headers != nil {
+		e.hdr = s.ctx.Headers()
+	}
 	s.bytes += len(enc)
 	if !e.dirty {
 		e.dirty = true
@@ -314,7 +321,8 @@ func (s *kvStore[K, V]) Flush() error {
 		if s.onFlush == nil {
 			continue
 		}
-		f := Flushed[K, V]{Key: e.k, New: e.v, HasNew: e.enc != nil, Timestamp: time.UnixMilli(e.ts)}
+		f := Flushed[K, V]{Key: e.k, New: e.v, HasNew: e.enc != nil, Timestamp: time.UnixMilli(e.ts), Headers: e.hdr}
+		e.hdr = nil
 		raw, ok, err := s.view.Get(e.kb)
 		if err != nil {
 			return s.errf("reading the previous value", err)
@@ -445,17 +453,21 @@ func (s *kvStore[K, V]) RestoreFrom() (int64, bool, error) {
 
 // Restore implements topology.Restorable.
 func (s *kvStore[K, V]) Restore(recs []topology.ChangelogEntry, next int64) error {
-	ws := &WriteSet{Writes: make([]Write, len(recs)), Checkpoint: &Checkpoint{Offset: next}}
+	c := Checkpoint{Offset: next}
 	if s.observedTime != nil {
-		ws.Checkpoint.Time = s.observedTime()
+		c.Time = s.observedTime()
 	}
+	s.countKnown = false
+	if r, ok := s.view.(restorer); ok {
+		return r.Restore(recs, c)
+	}
+	ws := &WriteSet{Writes: make([]Write, len(recs)), Checkpoint: &c}
 	for i, r := range recs {
 		ws.Writes[i].Key = r.Key
 		if r.Value != nil {
 			ws.Writes[i].Value = encodeValue(r.Timestamp, r.Value)
 		}
 	}
-	s.countKnown = false
 	return s.view.Apply(ws)
 }
 

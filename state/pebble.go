@@ -2,11 +2,22 @@ package state
 
 import (
 	"bytes"
+	"cmp"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/rifflestream/riffle/topology"
 )
 
 // Key layout in the one Pebble DB of an instance:
@@ -50,7 +61,12 @@ type PebbleOptions struct {
 
 // PebbleBackend keeps every store of an instance in one Pebble DB.
 type PebbleBackend struct {
-	db *pebble.DB
+	db   *pebble.DB
+	opts *pebble.Options
+	// ingestDir holds the sstables a bulk restore writes before it ingests them (see
+	// pebbleView.Restore); what a crash leaves there is deleted when the DB is opened.
+	ingestDir string
+	ingestSeq atomic.Uint64
 }
 
 // OpenPebble opens (or creates) the Pebble DB in dir.
@@ -64,15 +80,20 @@ func OpenPebble(dir string, o PebbleOptions) (*PebbleBackend, error) {
 	cache := pebble.NewCache(o.CacheBytes)
 	defer cache.Unref()
 	opts := &pebble.Options{Cache: cache, MemTableSize: o.MemTableBytes, Logger: quietLogger{}}
+	opts.EnsureDefaults()
+	ingestDir := filepath.Clean(dir) + ".ingest"
+	if err := os.RemoveAll(ingestDir); err != nil {
+		return nil, fmt.Errorf("state: clearing %s: %w", ingestDir, err)
+	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("state: opening Pebble in %s: %w", dir, err)
 	}
-	return &PebbleBackend{db: db}, nil
+	return &PebbleBackend{db: db, opts: opts, ingestDir: ingestDir}, nil
 }
 
 func (b *PebbleBackend) View(store string, partition int32) View {
-	return &pebbleView{db: b.db, data: partitionPrefix(dataTag, store, partition), meta: partitionPrefix(metaTag, store, partition)}
+	return &pebbleView{b: b, db: b.db, data: partitionPrefix(dataTag, store, partition), meta: partitionPrefix(metaTag, store, partition)}
 }
 
 func (b *PebbleBackend) Checkpointed() ([]StorePartition, error) {
@@ -96,6 +117,7 @@ func (b *PebbleBackend) Checkpointed() ([]StorePartition, error) {
 func (b *PebbleBackend) Close() error { return b.db.Close() }
 
 type pebbleView struct {
+	b    *PebbleBackend
 	db   *pebble.DB
 	data []byte
 	meta []byte
@@ -163,6 +185,138 @@ func (v *pebbleView) Apply(ws *WriteSet) error {
 	// No fsync: the changelog in Kafka is the durable copy. A crash may lose the last batches,
 	// but a batch and its checkpoint are lost together, so the store stays a changelog prefix.
 	return b.Commit(pebble.NoSync)
+}
+
+// ingestMinBytes is the smallest chunk of restored records (keys and values) written as an
+// ingested sstable rather than a batch: below it, the fixed costs of an ingestion (two files
+// synced, a manifest edit synced) outweigh what it saves.
+const ingestMinBytes = 1 << 20
+
+// Restore implements restorer: changelog records (a nil Value is a delete) and the checkpoint c,
+// atomically. A small chunk is one batch. A large one is a bulk load: sorted and written as an
+// sstable, the checkpoint as a second one, and both ingested together, which skips the WAL, the
+// memtable and its flush, and, when the chunk's keys do not overlap what the DB holds (a
+// restore from scratch of chunks with disjoint key ranges), any compaction. An ingestion is
+// atomic (one manifest edit) and comes after every earlier write to the same keys (Pebble
+// flushes an overlapping memtable first; every earlier write of the partition's data wrote its
+// checkpoint key too), so a crash at any point leaves the store at one of its checkpoints.
+func (v *pebbleView) Restore(recs []topology.ChangelogEntry, c Checkpoint) error {
+	size := 0
+	for i := range recs {
+		size += len(recs[i].Key) + len(recs[i].Value)
+	}
+	if size < ingestMinBytes {
+		return v.restoreBatch(recs, c, size)
+	}
+	return v.restoreIngest(recs, c)
+}
+
+// restoreBatch writes recs and c in one batch, encoding keys and values in place.
+func (v *pebbleView) restoreBatch(recs []topology.ChangelogEntry, c Checkpoint, size int) error {
+	b := v.db.NewBatchWithSize(size + len(recs)*(len(v.data)+8+8) + 64)
+	defer b.Close()
+	for i := range recs {
+		r := &recs[i]
+		if r.Value == nil {
+			op := b.DeleteDeferred(len(v.data) + len(r.Key))
+			copy(op.Key[copy(op.Key, v.data):], r.Key)
+			if err := op.Finish(); err != nil {
+				return err
+			}
+			continue
+		}
+		op := b.SetDeferred(len(v.data)+len(r.Key), 8+len(r.Value))
+		copy(op.Key[copy(op.Key, v.data):], r.Key)
+		binary.BigEndian.PutUint64(op.Value, uint64(r.Timestamp))
+		copy(op.Value[8:], r.Value)
+		if err := op.Finish(); err != nil {
+			return err
+		}
+	}
+	if err := b.Set(v.meta, encodeCheckpoint(c), nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.NoSync) // see Apply
+}
+
+// restoreIngest writes recs (the last write of each key) as one sorted sstable and c as another,
+// and ingests both at once.
+func (v *pebbleView) restoreIngest(recs []topology.ChangelogEntry, c Checkpoint) (err error) {
+	// The order of the writes: by key, and for one key in changelog order (the last one wins).
+	order := make([]int32, len(recs))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		if c := bytes.Compare(recs[a].Key, recs[b].Key); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	if err := os.MkdirAll(v.b.ingestDir, 0o755); err != nil {
+		return err
+	}
+	seq := v.b.ingestSeq.Add(1)
+	dataPath := filepath.Join(v.b.ingestDir, fmt.Sprintf("%06d-data.sst", seq))
+	metaPath := filepath.Join(v.b.ingestDir, fmt.Sprintf("%06d-checkpoint.sst", seq))
+	defer func() {
+		// Ingest hard-links (or copies) the files into the DB: these names are no longer needed.
+		err = errors.Join(err, removeIfExists(dataPath), removeIfExists(metaPath))
+	}()
+	wopts := v.b.opts.MakeWriterOptions(6, v.db.TableFormat())
+	err = writeTable(dataPath, wopts, func(w *sstable.Writer) error {
+		key := make([]byte, 0, len(v.data)+64)
+		var val []byte
+		for j, i := range order {
+			r := &recs[i]
+			if j+1 < len(order) && bytes.Equal(recs[order[j+1]].Key, r.Key) {
+				continue // a later write of the same key follows
+			}
+			key = append(append(key[:0], v.data...), r.Key...)
+			if r.Value == nil {
+				// Kept even when restoring from scratch: an earlier chunk may hold the key.
+				if err := w.Delete(key); err != nil {
+					return err
+				}
+				continue
+			}
+			val = binary.BigEndian.AppendUint64(val[:0], uint64(r.Timestamp))
+			val = append(val, r.Value...)
+			if err := w.Set(key, val); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = writeTable(metaPath, wopts, func(w *sstable.Writer) error { return w.Set(v.meta, encodeCheckpoint(c)) })
+	if err != nil {
+		return err
+	}
+	return v.db.Ingest(context.Background(), []string{dataPath, metaPath})
+}
+
+// writeTable writes an sstable at path with write and syncs it.
+func writeTable(path string, o sstable.WriterOptions, write func(*sstable.Writer) error) error {
+	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), o)
+	if err := write(w); err != nil {
+		_ = w.Close()
+		return err
+	}
+	return w.Close() // flushes, syncs and closes the file
+}
+
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 func (v *pebbleView) Checkpoint() (Checkpoint, bool, error) {

@@ -47,6 +47,7 @@ type SessionFlushed[K, V any] struct {
 	Old        V
 	HasOld     bool
 	Timestamp  time.Time
+	Headers    topology.Headers // of the last record that wrote the session
 }
 
 // TableSessionStore is a SessionStore whose flushed updates can be forwarded downstream.
@@ -215,7 +216,7 @@ func (s *sessionStore[K, V]) SetFlushListener(f func(SessionFlushed[K, V]) error
 			return s.errf("deserializing a key", err)
 		}
 		return f(SessionFlushed[K, V]{Key: k, End: time.UnixMilli(times[0]), Start: time.UnixMilli(times[1]),
-			New: fl.New, HasNew: fl.HasNew, Old: fl.Old, HasOld: fl.HasOld, Timestamp: fl.Timestamp})
+			New: fl.New, HasNew: fl.HasNew, Old: fl.Old, HasOld: fl.HasOld, Timestamp: fl.Timestamp, Headers: fl.Headers})
 	})
 }
 

@@ -48,6 +48,7 @@ type WindowFlushed[K, V any] struct {
 	Old       V
 	HasOld    bool
 	Timestamp time.Time
+	Headers   topology.Headers // of the last record that wrote the window
 }
 
 // TableWindowStore is a WindowStore whose flushed updates can be forwarded downstream.
@@ -320,7 +321,7 @@ func (w *windowStore[K, V]) SetFlushListener(f func(WindowFlushed[K, V]) error) 
 			return w.errf("deserializing a key", err)
 		}
 		return f(WindowFlushed[K, V]{Key: k, Start: time.UnixMilli(times[0]), New: fl.New, HasNew: fl.HasNew,
-			Old: fl.Old, HasOld: fl.HasOld, Timestamp: fl.Timestamp})
+			Old: fl.Old, HasOld: fl.HasOld, Timestamp: fl.Timestamp, Headers: fl.Headers})
 	})
 }
 

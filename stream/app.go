@@ -335,7 +335,8 @@ func (a *App) WaitIdle(ctx context.Context) error { return a.engine.WaitIdle(ctx
 // AdvanceStreamTime moves the stream time of this instance's tasks forward to ts, closing the
 // windows it closes (final results are emitted): for a finite input, after WaitIdle, so windows
 // still open at the end are counted. Stream time never goes back. A topology whose windows lie
-// after a repartition topic needs a second WaitIdle and AdvanceStreamTime for them.
+// after a repartition topic needs a second WaitIdle and AdvanceStreamTime for them. It commits
+// before it returns: the final results it emitted are in Kafka (committed, under ExactlyOnce).
 func (a *App) AdvanceStreamTime(ctx context.Context, ts time.Time) error {
 	return a.engine.AdvanceStreamTime(ctx, ts)
 }

@@ -128,7 +128,7 @@ func (p *sessionAgg[K, V, A]) Init(ctx topology.Context[Windowed[K], Change[A]])
 	}
 	if !p.emitFinal {
 		p.ss.SetFlushListener(func(f state.SessionFlushed[K, A]) error {
-			return ctx.Forward(topology.Record[Windowed[K], Change[A]]{Timestamp: f.Timestamp,
+			return ctx.Forward(topology.Record[Windowed[K], Change[A]]{Timestamp: f.Timestamp, Headers: f.Headers,
 				Key:   Windowed[K]{Key: f.Key, Start: f.Start, End: f.End},
 				Value: Change[A]{New: f.New, HasNew: f.HasNew, Old: f.Old, HasOld: f.HasOld}})
 		})

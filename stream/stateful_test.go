@@ -1,6 +1,7 @@
 package stream_test
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -214,5 +215,24 @@ func TestStoreTypeMismatchIsAnError(t *testing.T) {
 	err := streamtest.Input(d, "in", serde.String(), serde.String()).TryPipe("k", "v")
 	if err == nil || !strings.Contains(err.Error(), `store "s"`) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// A caching aggregation forwards each update with the headers of the last record that wrote the
+// key (Kafka Streams' caches keep the writer's record context), through the repartition topic.
+func TestCachedUpdatesCarryHeaders(t *testing.T) {
+	d := streamtest.New(t, wordCount(), streamtest.Partitions(2))
+	in := streamtest.Input(d, "lines", serde.String(), serde.String())
+	out := streamtest.Output(d, "word-counts", serde.String(), serde.Int64())
+	in.PipeRecord(topology.Record[string, string]{Key: "l1", Value: "a b a", Headers: topology.Headers{{Key: "trace", Value: []byte("t1")}}})
+	in.PipeRecord(topology.Record[string, string]{Key: "l2", Value: "b c", Headers: topology.Headers{{Key: "trace", Value: []byte("t2")}}})
+	got := map[string]string{}
+	for _, r := range out.ReadRecords() {
+		h, _ := r.Headers.Get("trace")
+		got[fmt.Sprintf("%s=%d", r.Key, r.Value)] = string(h)
+	}
+	want := map[string]string{"a=2": "t1", "b=1": "t1", "b=2": "t2", "c=1": "t2"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("headers of the updates: %v, want %v", got, want)
 	}
 }

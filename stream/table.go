@@ -159,7 +159,7 @@ func tableStore[K, V any](ctx topology.ProcessorContext, name string) (state.Tab
 // forwardFlushed forwards each key's update at a commit, as a Change, with its timestamp.
 func forwardFlushed[K, V any](ctx topology.Context[K, Change[V]]) func(state.Flushed[K, V]) error {
 	return func(f state.Flushed[K, V]) error {
-		return ctx.Forward(topology.Record[K, Change[V]]{Key: f.Key, Timestamp: f.Timestamp,
+		return ctx.Forward(topology.Record[K, Change[V]]{Key: f.Key, Timestamp: f.Timestamp, Headers: f.Headers,
 			Value: Change[V]{New: f.New, HasNew: f.HasNew, Old: f.Old, HasOld: f.HasOld}})
 	}
 }

@@ -240,7 +240,7 @@ func (p *timeWindowAgg[K, V, A]) Init(ctx topology.Context[Windowed[K], Change[A
 	size := p.w.size.Milliseconds()
 	if !p.emitFinal {
 		ws.SetFlushListener(func(f state.WindowFlushed[K, A]) error {
-			return ctx.Forward(topology.Record[Windowed[K], Change[A]]{Timestamp: f.Timestamp,
+			return ctx.Forward(topology.Record[Windowed[K], Change[A]]{Timestamp: f.Timestamp, Headers: f.Headers,
 				Key:   Windowed[K]{Key: f.Key, Start: f.Start, End: f.Start.Add(time.Duration(size) * time.Millisecond)},
 				Value: Change[A]{New: f.New, HasNew: f.HasNew, Old: f.Old, HasOld: f.HasOld}})
 		})
@@ -398,7 +398,7 @@ func (p *slidingWindowAgg[K, V, A]) Init(ctx topology.Context[Windowed[K], Chang
 	d := p.w.diff
 	if !p.emitFinal {
 		p.ws.SetFlushListener(func(f state.WindowFlushed[K, A]) error {
-			return ctx.Forward(topology.Record[Windowed[K], Change[A]]{Timestamp: f.Timestamp,
+			return ctx.Forward(topology.Record[Windowed[K], Change[A]]{Timestamp: f.Timestamp, Headers: f.Headers,
 				Key:   Windowed[K]{Key: f.Key, Start: f.Start, End: f.Start.Add(d)},
 				Value: Change[A]{New: f.New, HasNew: f.HasNew, Old: f.Old, HasOld: f.HasOld}})
 		})

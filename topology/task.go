@@ -73,6 +73,9 @@ type StoreContext struct {
 	// Timestamp returns the timestamp (ms) of the record being processed, or stream time in a
 	// punctuation: what a write is stamped with.
 	Timestamp func() int64
+	// Headers returns the headers of the record being processed (nil in a punctuation): a
+	// caching store keeps them with a write and forwards them with the update at the flush.
+	Headers func() Headers
 	// RequestCommit asks for an early commit (when the store's write buffer is full).
 	RequestCommit func()
 	Logger        *slog.Logger
@@ -233,7 +236,7 @@ func (p *Plan) NewTask(id TaskID, cfg TaskConfig) (*Task, error) {
 			changelog = p.ChangelogTopic(name)
 		}
 		st, err := cfg.Stores.OpenStore(StoreContext{Task: id, Spec: spec, Changelog: changelog, Collector: cfg.Collector,
-			Timestamp: t.recordTimestamp, RequestCommit: func() { t.commitRequested = true }, Logger: t.log.With("store", name)})
+			Timestamp: t.recordTimestamp, Headers: t.recordHeaders, RequestCommit: func() { t.commitRequested = true }, Logger: t.log.With("store", name)})
 		if err != nil {
 			t.closeStores()
 			return nil, fmt.Errorf("topology: task %s: opening store %q: %w", id, name, err)
@@ -409,6 +412,13 @@ func (t *Task) CommitStores(next map[string]int64) error {
 
 // recordTimestamp is the timestamp of the record being processed (or forwarded from a punctuation
 // or a flush), or stream time.
+func (t *Task) recordHeaders() Headers {
+	if t.current == nil {
+		return nil
+	}
+	return t.current.Headers
+}
+
 func (t *Task) recordTimestamp() int64 {
 	if t.currentTS != math.MinInt64 {
 		return t.currentTS

@@ -147,6 +147,12 @@ func (e *Engine) produceFailed(or *outRec, err error) {
 		or.ep.failed.Store(true)
 		return
 	}
+	if errors.Is(err, kgo.ErrAborting) {
+		// Exactly-once: the transaction it belonged to is being aborted; the record goes with
+		// it, and its input is processed again.
+		or.ep.failed.Store(true)
+		return
+	}
 	action := topology.ActionFail
 	if h := e.cfg.Handlers.Production; h != nil {
 		action = h(re)

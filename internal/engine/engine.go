@@ -111,6 +111,9 @@ type Engine struct {
 
 	commitMu  sync.Mutex // one commit at a time: the committer, revocations and shutdown
 	commitNow chan struct{}
+	// clientSet is closed once e.cl is set: the group may call the rebalance callbacks before
+	// the constructor has returned.
+	clientSet chan struct{}
 
 	// The poll loop pauses for exactly-once commits (see pausePolling).
 	pollMu     sync.Mutex
@@ -122,6 +125,12 @@ type Engine struct {
 	// next round to end the transaction even when nothing was polled or produced (a revocation).
 	polled   atomic.Int64
 	txnForce atomic.Bool
+	// The transaction gate (eos.go).
+	txnMu       sync.Mutex
+	roundActive bool
+	roundOver   chan struct{} // closed when the round ends
+	inflight    int           // batches being processed
+	drained     chan struct{} // closed when inflight drops to 0 during a round
 
 	partMu     sync.Mutex
 	partCounts map[string]int32
@@ -270,6 +279,7 @@ func New(cfg Config) (*Engine, error) {
 		tasks:       map[topology.TaskID]*runner{},
 		byPartition: map[topicPartition]*runner{},
 		commitNow:   make(chan struct{}, 1),
+		clientSet:   make(chan struct{}),
 		partCounts:  map[string]int32{},
 		failed:      make(chan struct{}),
 	}
@@ -456,6 +466,7 @@ func (e *Engine) newClient() error {
 			return fmt.Errorf("engine: beginning the first transaction: %w", err)
 		}
 		e.sess, e.cl = sess, sess.Client()
+		close(e.clientSet)
 		return nil
 	}
 	cl, err := kgo.NewClient(opts...)
@@ -463,6 +474,7 @@ func (e *Engine) newClient() error {
 		return fmt.Errorf("engine: creating the Kafka client: %w", err)
 	}
 	e.cl = cl
+	close(e.clientSet)
 	return nil
 }
 
@@ -725,6 +737,7 @@ func (e *Engine) closeRunner(r *runner) {
 
 // onAssigned creates the tasks of newly assigned partitions and starts them.
 func (e *Engine) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	<-e.clientSet
 	e.rebalances.Add(1)
 	_, gen := cl.GroupMetadata()
 	e.generation.Store(gen)
@@ -774,6 +787,7 @@ func (e *Engine) onAssigned(_ context.Context, cl *kgo.Client, assigned map[stri
 
 // onRevoked commits and closes the tasks of revoked partitions before they move to another member.
 func (e *Engine) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	<-e.clientSet
 	runners := e.runnersOf(revoked)
 	if len(runners) == 0 {
 		return
@@ -801,6 +815,7 @@ func (e *Engine) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 
 // onLost drops the tasks of lost partitions without committing: another member may own them now.
 func (e *Engine) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	<-e.clientSet
 	e.txnForce.Store(true) // exactly-once: the transaction in flight must end (aborted)
 	runners := e.runnersOf(lost)
 	for _, r := range runners {
@@ -872,8 +887,13 @@ func (e *Engine) WaitIdle(ctx context.Context) error {
 	topics := e.cfg.Plan.SourceTopics()
 	stable := 0
 	for {
-		if e.State() == StateFailed || e.State() == StateStopped {
-			return errors.New("engine: the app is not running")
+		if st := e.State(); st == StateFailed || st == StateStopped {
+			select {
+			case <-e.failed:
+				return e.failErr
+			default:
+				return fmt.Errorf("engine: the app is %s, not running", st)
+			}
 		}
 		select {
 		case <-e.failed:
@@ -1021,8 +1041,25 @@ func (e *Engine) onlyMarkers(ctx context.Context, ranges map[string]map[int32][2
 // (never back), firing the stream-time punctuations that makes due: windows that ts closes are
 // closed (and emitted, for final results). For batch runs over a finite input, after WaitIdle,
 // to flush the windows still open. Records it causes downstream (through repartition topics)
-// reach their tasks normally; advance again after a WaitIdle to close their windows too.
+// reach their tasks normally; advance again after a WaitIdle to close their windows too. It
+// commits before it returns, so what it emitted is acknowledged by Kafka (and committed, under
+// exactly-once).
 func (e *Engine) AdvanceStreamTime(ctx context.Context, ts time.Time) error {
+	if err := e.advanceStreamTime(ctx, ts); err != nil {
+		return err
+	}
+	// Commit now, so what the closed windows emitted is acknowledged (and, under exactly-once,
+	// committed) when this returns.
+	if e.sess != nil {
+		return e.commitTxn(ctx)
+	}
+	return e.commitAll(ctx)
+}
+
+func (e *Engine) advanceStreamTime(ctx context.Context, ts time.Time) error {
+	// No commit round meanwhile: under exactly-once nothing may produce while a transaction ends.
+	e.commitMu.Lock()
+	defer e.commitMu.Unlock()
 	e.mu.Lock()
 	runners := make([]*runner, 0, len(e.tasks))
 	for _, r := range e.tasks {
@@ -1048,6 +1085,5 @@ func (e *Engine) AdvanceStreamTime(ctx context.Context, ts time.Time) error {
 			return fmt.Errorf("engine: advancing stream time of task %s: %w", r.id, err)
 		}
 	}
-	e.requestCommit()
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +36,79 @@ import (
 // A rebalance aborts the transaction in flight (franz-go's GroupTransactSession does so when
 // partitions are revoked or lost): revoked tasks are dropped at once, the others are rebuilt at
 // the next commit.
+
+// The transaction gate. Tasks process records and punctuate between commit rounds only: a round
+// first waits for the batches in progress to end (txnEnter/txnExit count them), then gathers the
+// ready tasks, and ends and begins the transaction while no task produces. A task that is not in
+// the round (it was restoring) waits in txnEnter, serving control requests, until the round ends.
+// Under at-least-once the gate is open.
+
+// txnEnter is called by a runner before it processes a batch or punctuates. It returns false if
+// the runner was stopped while waiting.
+func (e *Engine) txnEnter(r *runner) bool {
+	if e.sess == nil {
+		return true
+	}
+	for {
+		e.txnMu.Lock()
+		if !e.roundActive {
+			e.inflight++
+			e.txnMu.Unlock()
+			return true
+		}
+		over := e.roundOver
+		e.txnMu.Unlock()
+		select {
+		case f := <-r.ctrl:
+			f()
+		case <-over:
+		case <-r.quit:
+			return false
+		}
+	}
+}
+
+// txnExit ends what txnEnter began.
+func (e *Engine) txnExit() {
+	if e.sess == nil {
+		return
+	}
+	e.txnMu.Lock()
+	e.inflight--
+	if e.inflight == 0 && e.drained != nil {
+		close(e.drained)
+		e.drained = nil
+	}
+	e.txnMu.Unlock()
+}
+
+// startRound closes the gate and waits for the batches in progress to end.
+func (e *Engine) startRound(ctx context.Context) (end func(), err error) {
+	e.txnMu.Lock()
+	e.roundActive = true
+	e.roundOver = make(chan struct{})
+	drained := make(chan struct{})
+	if e.inflight == 0 {
+		close(drained)
+	} else {
+		e.drained = drained
+	}
+	e.txnMu.Unlock()
+	end = func() {
+		e.txnMu.Lock()
+		e.roundActive = false
+		e.drained = nil
+		close(e.roundOver)
+		e.txnMu.Unlock()
+	}
+	select {
+	case <-drained:
+		return end, nil
+	case <-ctx.Done():
+		end()
+		return nil, ctx.Err()
+	}
+}
 
 // txnRound is one commit round, handed to each runner.
 type txnRound struct {
@@ -109,6 +183,11 @@ func (e *Engine) commitTxn(ctx context.Context) error {
 		return err
 	}
 	defer resume()
+	endRound, err := e.startRound(ctx)
+	if err != nil {
+		return err
+	}
+	defer endRound()
 
 	e.mu.Lock()
 	runners := make([]*runner, 0, len(e.tasks))
@@ -137,11 +216,17 @@ func (e *Engine) commitTxn(ctx context.Context) error {
 		}
 	}
 	failed, produced := false, false
+	processed := map[topicPartition]int64{} // the offset after the last record each task processed
 	for _, j := range joined {
 		select {
 		case s := <-j.snap:
 			failed = failed || !s.ok
 			produced = produced || s.produced
+			for t, ps := range s.offsets {
+				for p, o := range ps {
+					processed[topicPartition{t, p}] = o.Offset
+				}
+			}
 		case <-j.r.exited:
 			// dropped meanwhile (a revocation): the session aborts this round anyway
 		case <-ctx.Done():
@@ -164,6 +249,12 @@ func (e *Engine) commitTxn(ctx context.Context) error {
 	commit := kgo.TryCommit
 	if failed {
 		commit = kgo.TryAbort // a task failed: nothing of this round may commit
+	} else if gaps := e.unprocessedPolled(processed); len(gaps) > 0 {
+		// The session commits the offsets of what was polled. Every polled record must have been
+		// processed by a task in this round; if not, committing would lose records. Never
+		// expected: a safety net that turns a bug into a retry.
+		e.log.Error("transaction would commit offsets past records no task processed; aborting it instead", "partitions", gaps)
+		commit = kgo.TryAbort
 	}
 	committed, endErr := e.sess.End(ctx, commit)
 	if endErr == nil {
@@ -210,10 +301,17 @@ func (r *runner) txnCommit(round *txnRound, out chan<- snapshot) {
 		}
 	}
 	out <- r.takeSnapshot()
+	// Every way out leaves pendingApply nil: under exactly-once the runner's loop (and its exit)
+	// must never apply writes that no committed transaction holds.
 	select {
 	case <-round.done:
 	case <-r.quit:
-		return
+		select {
+		case <-round.done: // both ready: the outcome is known, honour it
+		default:
+			r.pendingApply = nil // dropped before the outcome: the local state stays committed-only
+			return
+		}
 	}
 	round.mu.Lock()
 	committed := round.committed
@@ -297,3 +395,18 @@ func isFenced(err error) bool {
 // transactionTimeout is Kafka Streams' EOS default (transaction.timeout.ms): how long a dead
 // instance's open transaction blocks read_committed readers if nothing fences it sooner.
 const transactionTimeout = 10 * time.Second
+
+// unprocessedPolled lists the partitions whose polled position (what the transaction would
+// commit) is not where a task's processing reached.
+func (e *Engine) unprocessedPolled(processed map[topicPartition]int64) []string {
+	var gaps []string
+	for t, ps := range e.cl.UncommittedOffsets() {
+		for p, o := range ps {
+			if got, ok := processed[topicPartition{t, p}]; !ok || got != o.Offset {
+				gaps = append(gaps, fmt.Sprintf("%s[%d] polled to %d, processed to %d", t, p, o.Offset, got))
+			}
+		}
+	}
+	sort.Strings(gaps)
+	return gaps
+}

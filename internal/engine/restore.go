@@ -13,8 +13,12 @@ import (
 	"github.com/rifflestream/riffle/topology"
 )
 
-// restoreBatch is how many changelog records are applied to a store in one atomic batch.
-const restoreBatch = 10_000
+// restoreChunkBytes is how many bytes of changelog keys and values are applied to a store at
+// once (with the checkpoint reached, atomically). A Pebble store sorts a large chunk and ingests
+// it as an sstable: larger chunks mean fewer sstables whose key ranges overlap (and so less
+// compaction after a restore of unordered keys), at the price of memory: each restoring task
+// holds its chunk's fetched records.
+const restoreChunkBytes = 16 << 20
 
 // restore brings every store of the runner's task up to the end of its changelog, from the
 // store's checkpoint (or from the start without one). It runs on the runner goroutine before the
@@ -81,9 +85,12 @@ func (r *runner) restoreStore(ctx context.Context, rs topology.Restorable, topic
 		return err
 	}
 	defer cl.Close()
-	batch := make([]topology.ChangelogEntry, 0, restoreBatch)
-	var restored int64
-	lastLog := time.Now()
+	var (
+		chunk      []topology.ChangelogEntry
+		chunkBytes int
+		restored   int64
+		lastLog    = time.Now()
+	)
 	for next := from; next < end; {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -102,15 +109,17 @@ func (r *runner) restoreStore(ctx context.Context, rs topology.Restorable, topic
 			if rec.Attrs.IsControl() {
 				return
 			}
-			batch = append(batch, topology.ChangelogEntry{Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp.UnixMilli()})
+			chunk = append(chunk, topology.ChangelogEntry{Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp.UnixMilli()})
+			chunkBytes += len(rec.Key) + len(rec.Value)
 		})
-		if len(batch) >= restoreBatch || next >= end {
-			if err := rs.Restore(batch, next); err != nil {
+		if chunkBytes >= restoreChunkBytes || next >= end {
+			if err := rs.Restore(chunk, next); err != nil {
 				return err
 			}
-			restored += int64(len(batch))
-			r.e.restored.Add(int64(len(batch)))
-			batch = batch[:0]
+			restored += int64(len(chunk))
+			r.e.restored.Add(int64(len(chunk)))
+			clear(chunk) // drop the references to the fetched records
+			chunk, chunkBytes = chunk[:0], 0
 		}
 		if time.Since(lastLog) > 5*time.Second {
 			lastLog = time.Now()

@@ -95,7 +95,11 @@ type partQueue struct {
 	partition int32
 	recs      []*kgo.Record
 	head      int
-	paused    bool
+	paused    bool // paused because the buffer is full
+	// held: paused until the task is ready (restored). Records polled for a task that cannot
+	// process them yet would be committed unprocessed under exactly-once (the transaction commits
+	// what was polled), and only take memory otherwise. Kafka Streams pauses them too.
+	held bool
 	// next is the offset to commit: one past the last processed record; -1 until one is processed.
 	next        int64
 	leaderEpoch int32
@@ -127,6 +131,31 @@ func (r *runner) addPartition(topic string, partition int32) {
 	q := &partQueue{topic: topic, partition: partition, next: -1}
 	r.byTopic[topic] = q
 	r.queues = append(r.queues, q)
+	if !r.ready.Load() {
+		q.held = true
+		if r.e.cl != nil {
+			r.e.cl.PauseFetchPartitions(map[string][]int32{topic: {partition}})
+		}
+	}
+}
+
+// becomeReady marks the task ready and resumes fetching its held partitions.
+func (r *runner) becomeReady() {
+	r.mu.Lock()
+	r.ready.Store(true)
+	resume := map[string][]int32{}
+	for _, q := range r.queues {
+		if q.held {
+			q.held = false
+			if !q.paused {
+				resume[q.topic] = append(resume[q.topic], q.partition)
+			}
+		}
+	}
+	r.mu.Unlock()
+	if len(resume) > 0 {
+		r.e.cl.ResumeFetchPartitions(resume)
+	}
 }
 
 // enqueue adds fetched records; called by the poll loop. It pauses the partition when its buffer
@@ -213,9 +242,9 @@ func (r *runner) release() {
 	defer r.mu.Unlock()
 	resume := map[string][]int32{}
 	for _, q := range r.queues {
-		if q.paused {
+		if q.paused || q.held {
 			resume[q.topic] = append(resume[q.topic], q.partition)
-			q.paused = false
+			q.paused, q.held = false, false
 		}
 		q.recs, q.head = nil, 0
 	}
@@ -243,11 +272,11 @@ func (r *runner) run() {
 		if ctx.Err() == nil {
 			r.fail(err)
 		}
-		r.ready.Store(true)
+		r.becomeReady()
 		r.serveUntilStopped()
 		return
 	}
-	r.ready.Store(true)
+	r.becomeReady()
 	defer r.applyPending(ctx)
 	wall := time.NewTimer(time.Hour)
 	defer wall.Stop()
@@ -261,12 +290,18 @@ func (r *runner) run() {
 			return
 		default:
 		}
+		// Enter the transaction gate before taking records: while it waits it runs control
+		// requests, and a commit round's drain takes and processes the queued records itself.
+		if !r.e.txnEnter(r) {
+			return
+		}
 		if r.failed == nil {
 			r.take(batchSize)
 		} else {
 			r.batch = r.batch[:0]
 		}
 		if len(r.batch) == 0 {
+			r.e.txnExit()
 			r.armWallTimer(wall)
 			select {
 			case <-r.signal:
@@ -275,7 +310,11 @@ func (r *runner) run() {
 			case <-r.quit:
 				return
 			case <-wall.C:
+				if !r.e.txnEnter(r) {
+					return
+				}
 				r.punctuate()
+				r.e.txnExit()
 			}
 			continue
 		}
@@ -287,6 +326,7 @@ func (r *runner) run() {
 			}
 		}
 		r.punctuate()
+		r.e.txnExit()
 		if r.failed == nil && r.task.CommitRequested() {
 			r.e.requestCommit()
 		}
