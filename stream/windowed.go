@@ -315,7 +315,24 @@ func (p *timeWindowAgg[K, V, A]) maybeEmit() error {
 	if upper < lower {
 		return nil
 	}
+	// Window starts lie on a grid of the advance. Stream time moves a little with almost every
+	// record, but a window closes only when it crosses a grid start: search the store (a scan of
+	// the segments in range) only then, not once per record, which made final results quadratic
+	// in the number of records per segment.
+	if adv := p.w.advance.Milliseconds(); adv > 0 && floorDiv(upper, adv) == floorDiv(lower-1, adv) {
+		p.emitted, p.anyEmits = upper, true // no grid start in [lower, upper]: nothing to close
+		return nil
+	}
 	return emitClosed(p.ctx, p.ws, lower, upper, size, func() { p.emitted, p.anyEmits = upper, true })
+}
+
+// floorDiv is a / b rounded down (b > 0), also for negative a.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
 }
 
 // emitClosed forwards the windows with a start in [lower, upper] as final results (end = start +
