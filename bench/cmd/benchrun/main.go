@@ -104,7 +104,7 @@ func main() {
 	fs.IntVar(&c.partitions, "partitions", c.partitions, "partitions of the input and output topics")
 	fs.Uint64Var(&c.seed, "seed", c.seed, "generator seed")
 	workloads := fs.String("workloads", joinNames(c.workloads), "workloads to run, in order")
-	systemList := fs.String("systems", strings.Join(c.systems, ","), "systems to run, in order (riffle is skipped until bench/cmd/riffle-bench exists)")
+	systemList := fs.String("systems", strings.Join(c.systems, ","), "systems to run, in order")
 	fs.IntVar(&c.threads, "threads", c.threads, "threads (cores) each system may use: -threads of the contract")
 	latency := fs.String("latency-workloads", joinNames(c.latencyWorkloads), "workloads of the latency phase (empty: none)")
 	fs.Float64Var(&c.rate, "rate", c.rate, "input events/s of the latency runs; 0 = half of Riffle's q0 drain rate (the bare loop's without Riffle)")
