@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TopicSpec is a topic an app owns and creates if missing (repartition and changelog topics).
@@ -87,7 +91,13 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec) erro
 // error (see Retriable), a minute passes, or ctx ends. Start-up uses it: a broker may be
 // restarting, a coordinator moving.
 func RetryTransient(ctx context.Context, f func() error) error {
-	deadline := time.Now().Add(time.Minute)
+	return RetryTransientFor(ctx, time.Minute, f)
+}
+
+// RetryTransientFor is RetryTransient with another bound: f is not called again once d has
+// passed since the first call.
+func RetryTransientFor(ctx context.Context, d time.Duration, f func() error) error {
+	deadline := time.Now().Add(d)
 	backoff := 100 * time.Millisecond
 	for {
 		err := f()
@@ -97,27 +107,67 @@ func RetryTransient(ctx context.Context, f func() error) error {
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(backoff):
+		case <-time.After(min(backoff, max(time.Until(deadline), time.Millisecond))):
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 
-// Retriable reports whether err is a transient Kafka error (or several, all transient).
+// Retriable reports whether err is a transient Kafka error: a retriable Kafka error code (a
+// leader moving, a coordinator loading), or a connection error from a broker that is restarting
+// or going away (a refused or failed dial, a reset connection, EOF). An error that joins several
+// (errors.Join, kadm's per-broker *ShardErrors) is transient if every one of them is. Context
+// errors are not: the caller gave up.
 func Retriable(err error) bool {
 	if err == nil {
 		return false
 	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs := j.Unwrap()
-		for _, e := range errs {
-			if !Retriable(e) {
-				return false
-			}
+	for err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			// A dial or request cut short by the caller's context: not the broker's fault.
+			// (Checked on the whole remaining chain: a dial error wrapping the context's.)
+			return false
 		}
-		return len(errs) > 0
+		switch x := err.(type) {
+		case *kerr.Error:
+			return x.Retriable
+		case interface{ Unwrap() []error }:
+			errs := x.Unwrap()
+			for _, e := range errs {
+				if !Retriable(e) {
+					return false
+				}
+			}
+			return len(errs) > 0
+		case *net.OpError:
+			if x.Op == "dial" {
+				return true // refused, unreachable, timed out: the broker is not (yet) there
+			}
+		case *net.DNSError:
+			return x.IsTimeout || x.IsTemporary
+		case syscall.Errno:
+			switch x {
+			case syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.EPIPE,
+				syscall.ETIMEDOUT, syscall.EHOSTUNREACH, syscall.ENETUNREACH:
+				return true
+			}
+			return false
+		case *kgo.ErrFirstReadEOF:
+			// The broker closed the connection right after the request: a broker shutting down
+			// does that (so does a missing SASL, which then fails once the retries run out).
+			return true
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF || err == net.ErrClosed {
+			return true
+		}
+		if u := errors.Unwrap(err); u != nil {
+			err = u
+			continue
+		}
+		// A leaf we do not know by type: kgo's own judgement of broker errors.
+		return kgo.IsRetryableBrokerErr(err)
 	}
-	return kerr.IsRetriable(err)
+	return false
 }
 
 func ensureTopicsOnce(ctx context.Context, adm *kadm.Client, specs []TopicSpec) error {
