@@ -125,6 +125,9 @@ type Engine struct {
 	// next round to end the transaction even when nothing was polled or produced (a revocation).
 	polled   atomic.Int64
 	txnForce atomic.Bool
+	// rewound is where the last rewind after an abort put each partition, until a transaction
+	// commits (eos.go, polledGaps). Guarded by commitMu.
+	rewound map[topicPartition]int64
 	// The transaction gate (eos.go).
 	txnMu       sync.Mutex
 	roundActive bool

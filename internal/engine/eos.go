@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/rifflestream/riffle/connectors/kafka"
 	"github.com/rifflestream/riffle/topology"
 )
 
@@ -256,7 +257,12 @@ func (e *Engine) commitTxn(ctx context.Context) error {
 		e.log.Error("transaction would commit offsets past records no task processed; aborting it instead", "partitions", gaps)
 		commit = kgo.TryAbort
 	}
-	committed, endErr := e.sess.End(ctx, commit)
+	// End gets its own bound, not the round's: a canceled or timed-out End leaves the session in
+	// an invalid state (franz-go's GroupTransactSession.End), and during a broker bounce flushing
+	// the records and ending the transaction can take longer than the round's deadline.
+	endCtx, cancelEnd := context.WithTimeout(e.produceCtx, endTxnTimeout)
+	committed, endErr := e.sess.End(endCtx, commit)
+	cancelEnd()
 	if endErr == nil {
 		endErr = e.sess.Begin()
 	}
@@ -271,12 +277,13 @@ func (e *Engine) commitTxn(ctx context.Context) error {
 		return fmt.Errorf("engine: ending the transaction: %w", endErr)
 	}
 	if committed {
+		e.rewound = nil // every rewound position is committed now (franz-go knows it as such)
 		e.commits.Add(1)
 		return nil
 	}
 	e.aborts.Add(1)
 	e.log.Info("transaction aborted (a rebalance, or a task failure); rebuilding tasks from their committed state")
-	return e.rebuildAfterAbort(ctx)
+	return e.rebuildAfterAbort()
 }
 
 // txnCommit runs on the runner goroutine: drain, flush, hand over the snapshot, wait for the
@@ -325,7 +332,7 @@ func (r *runner) txnCommit(round *txnRound, out chan<- snapshot) {
 
 // rebuildAfterAbort drops every task (their unapplied writes go with them) and builds them again
 // from their local stores, after rewinding fetching to the committed offsets.
-func (e *Engine) rebuildAfterAbort(ctx context.Context) error {
+func (e *Engine) rebuildAfterAbort() error {
 	e.mu.Lock()
 	old := make([]*runner, 0, len(e.tasks))
 	for _, r := range e.tasks {
@@ -342,7 +349,11 @@ func (e *Engine) rebuildAfterAbort(ctx context.Context) error {
 		r.mu.Unlock()
 		e.closeRunner(r)
 	}
-	if err := e.rewind(ctx, assigned); err != nil {
+	// The rewind has its own bound, not what is left of the round's: the round may have spent it
+	// in a slow End, and a task dropped here is only rebuilt after the rewind.
+	ctx, cancel := context.WithTimeout(e.produceCtx, rewindTimeout)
+	defer cancel()
+	if err := kafka.RetryTransientFor(ctx, rewindTimeout, func() error { return e.rewind(ctx, assigned) }); err != nil {
 		return err
 	}
 	e.onAssigned(ctx, e.cl, assigned)
@@ -350,12 +361,16 @@ func (e *Engine) rebuildAfterAbort(ctx context.Context) error {
 }
 
 // rewind sets the fetch offsets of partitions to their committed offsets (or to where the reset
-// policy starts when they have none), so aborted work is read again.
+// policy starts when they have none), so aborted work is read again. It records where it put
+// each partition (see polledGaps). Transient errors are the caller's to retry.
 func (e *Engine) rewind(ctx context.Context, parts map[string][]int32) error {
 	if len(parts) == 0 {
 		return nil
 	}
-	committed, err := e.adm.FetchOffsets(ctx, e.cfg.AppID)
+	// RequireStable: an offset commit still pending in a transaction (of the previous owner of a
+	// partition that just moved here) must be waited for, not read past: its older committed
+	// offset would make this instance process again what that transaction committed.
+	committed, err := e.adm.FetchOffsets(kadm.RequireStable(ctx), e.cfg.AppID)
 	if err != nil {
 		return fmt.Errorf("engine: fetching committed offsets to rewind: %w", err)
 	}
@@ -376,14 +391,33 @@ func (e *Engine) rewind(ctx context.Context, parts map[string][]int32) error {
 	for t, ps := range parts {
 		set[t] = map[int32]kgo.EpochOffset{}
 		for _, p := range ps {
-			if c, ok := committed.Lookup(t, p); ok && c.Err == nil && c.At >= 0 {
-				set[t][p] = kgo.EpochOffset{Epoch: c.LeaderEpoch, Offset: c.At}
-			} else if s, ok := starts.Lookup(t, p); ok {
-				set[t][p] = kgo.EpochOffset{Epoch: -1, Offset: s.Offset}
+			c, ok := committed.Lookup(t, p)
+			if ok && c.Err != nil {
+				// Not "no commit": falling back to the reset offset would process committed
+				// records again.
+				return fmt.Errorf("engine: fetching the committed offset of %s[%d] to rewind: %w", t, p, c.Err)
 			}
+			if ok && c.At >= 0 {
+				set[t][p] = kgo.EpochOffset{Epoch: c.LeaderEpoch, Offset: c.At}
+				continue
+			}
+			s, ok := starts.Lookup(t, p)
+			if ok && s.Err != nil {
+				return fmt.Errorf("engine: listing the offsets of %s[%d] to rewind: %w", t, p, s.Err)
+			}
+			if !ok {
+				return fmt.Errorf("engine: no offsets listed for %s[%d] to rewind", t, p)
+			}
+			set[t][p] = kgo.EpochOffset{Epoch: -1, Offset: s.Offset}
 		}
 	}
 	e.cl.SetOffsets(set)
+	e.rewound = map[topicPartition]int64{}
+	for t, ps := range set {
+		for p, o := range ps {
+			e.rewound[topicPartition{t, p}] = o.Offset
+		}
+	}
 	return nil
 }
 
@@ -396,14 +430,40 @@ func isFenced(err error) bool {
 // instance's open transaction blocks read_committed readers if nothing fences it sooner.
 const transactionTimeout = 10 * time.Second
 
+// endTxnTimeout bounds ending a transaction. It is far above the round's deadline: an End that
+// is cut short leaves the transactional session unusable, so it is only ever cut when ending the
+// transaction is hopeless (the cluster has been gone for minutes), and then the instance stops.
+const endTxnTimeout = 5 * time.Minute
+
+// rewindTimeout bounds the rewind after an abort, transient errors (a broker restarting) retried.
+const rewindTimeout = time.Minute
+
 // unprocessedPolled lists the partitions whose polled position (what the transaction would
 // commit) is not where a task's processing reached.
 func (e *Engine) unprocessedPolled(processed map[topicPartition]int64) []string {
+	return polledGaps(e.cl.UncommittedOffsets(), processed, e.rewound)
+}
+
+// polledGaps is unprocessedPolled's decision. polled is what the transaction would commit per
+// partition, processed the offset after the last record a task processed (no entry: none since
+// the task was built), rewound where the last rewind put each partition. A partition is in order
+// if its task processed exactly up to its polled position, or if no task processed anything of it
+// and it sits where the rewind put it: franz-go reports a rewound position as uncommitted, but
+// committing it commits nothing that was not committed (or, without a commit, where the reset
+// policy starts anyway). Anything else would commit records no task processed: a gap.
+func polledGaps(polled map[string]map[int32]kgo.EpochOffset, processed, rewound map[topicPartition]int64) []string {
 	var gaps []string
-	for t, ps := range e.cl.UncommittedOffsets() {
+	for t, ps := range polled {
 		for p, o := range ps {
-			if got, ok := processed[topicPartition{t, p}]; !ok || got != o.Offset {
-				gaps = append(gaps, fmt.Sprintf("%s[%d] polled to %d, processed to %d", t, p, o.Offset, got))
+			tp := topicPartition{t, p}
+			if got, ok := processed[tp]; ok {
+				if got != o.Offset {
+					gaps = append(gaps, fmt.Sprintf("%s[%d] polled to %d, processed to %d", t, p, o.Offset, got))
+				}
+				continue
+			}
+			if at, ok := rewound[tp]; !ok || at != o.Offset {
+				gaps = append(gaps, fmt.Sprintf("%s[%d] polled to %d, nothing processed since the task started", t, p, o.Offset))
 			}
 		}
 	}

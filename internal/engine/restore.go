@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/rifflestream/riffle/connectors/kafka"
 	"github.com/rifflestream/riffle/topology"
 )
 
@@ -131,21 +131,18 @@ func (r *runner) restoreStore(ctx context.Context, rs topology.Restorable, topic
 }
 
 // changelogBounds returns the first offset and the end of a changelog partition: the high
-// watermark under at-least-once, the last stable offset under exactly-once. A topic created a
-// moment ago may not be served by its leader yet: that is retried for a while.
-func (e *Engine) changelogBounds(ctx context.Context, topic string, p int32) (int64, int64, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		start, end, err := e.changelogBoundsOnce(ctx, topic, p)
-		if err == nil || !kerr.IsRetriable(err) || time.Now().After(deadline) {
-			return start, end, err
-		}
-		select {
-		case <-ctx.Done():
-			return 0, 0, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+// watermark under at-least-once, the last stable offset under exactly-once. Transient errors are
+// retried for up to a minute: a topic created a moment ago may not be served by its leader yet,
+// and a broker that is restarting refuses connections (kafka.Retriable).
+func (e *Engine) changelogBounds(ctx context.Context, topic string, p int32) (start, end int64, err error) {
+	err = kafka.RetryTransientFor(ctx, time.Minute, func() (err error) {
+		start, end, err = e.changelogBoundsOnce(ctx, topic, p)
+		return err
+	})
+	if err != nil && ctx.Err() != nil {
+		return 0, 0, ctx.Err()
 	}
+	return start, end, err
 }
 
 func (e *Engine) changelogBoundsOnce(ctx context.Context, topic string, p int32) (int64, int64, error) {
