@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -44,22 +45,57 @@ func (r *runner) restore(ctx context.Context) error {
 }
 
 func (r *runner) restoreStore(ctx context.Context, rs topology.Restorable, topic string) error {
-	p := r.id.Partition
+	cr := &ChangelogRestorer{
+		Brokers:    r.e.cfg.Brokers,
+		ClientOpts: r.e.cfg.ClientOpts,
+		Isolation:  r.e.isolation(),
+		Log:        r.e.log,
+		Bounds:     r.e.changelogBounds,
+		Restored:   func(n int64) { r.e.restored.Add(n) },
+	}
+	_, err := cr.Restore(ctx, rs, topic, r.id.Partition, r.id.String())
+	return err
+}
+
+// ChangelogRestorer restores store partitions from their changelog topics. It is what a task
+// runs when it is assigned (before its processors start), exported for the restore benchmark
+// (bench/cmd/restorebench), which measures this very code.
+type ChangelogRestorer struct {
+	Brokers    []string
+	ClientOpts []kgo.Opt
+	// Isolation is the changelog's read isolation: read_committed under exactly-once.
+	Isolation kgo.IsolationLevel
+	Log       *slog.Logger
+	// Bounds returns the first offset and the end of a changelog partition (the high watermark,
+	// or the last stable offset when reading committed).
+	Bounds func(ctx context.Context, topic string, p int32) (start, end int64, err error)
+	// Restored, if not nil, is told how many records each applied chunk held.
+	Restored func(n int64)
+}
+
+// Restore brings rs up to the end of partition p of its changelog topic, from its checkpoint (or
+// from the start without one), and returns how many records it applied. task names the task in
+// logs.
+func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable, topic string, p int32, task string) (int64, error) {
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	from, has, err := rs.RestoreFrom()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	start, end, err := r.e.changelogBounds(ctx, topic, p)
+	start, end, err := c.Bounds(ctx, topic, p)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if has && from > end {
 		// The changelog is behind the local state: it was deleted and recreated, or truncated.
 		// The local state cannot be trusted; rebuild it.
-		r.e.log.Warn("local state is ahead of its changelog; wiping it and restoring from the changelog",
-			"task", r.id.String(), "store", rs.Name(), "checkpoint", from, "changelog_end", end)
+		log.Warn("local state is ahead of its changelog; wiping it and restoring from the changelog",
+			"task", task, "store", rs.Name(), "checkpoint", from, "changelog_end", end)
 		if err := rs.Wipe(); err != nil {
-			return err
+			return 0, err
 		}
 		has = false
 	}
@@ -67,22 +103,22 @@ func (r *runner) restoreStore(ctx context.Context, rs topology.Restorable, topic
 		from = start
 	}
 	if from >= end {
-		return nil
+		return 0, nil
 	}
 	t0 := time.Now()
-	r.e.log.Info("restoring", "task", r.id.String(), "store", rs.Name(), "from", from, "to", end, "records", end-from)
+	log.Info("restoring", "task", task, "store", rs.Name(), "from", from, "to", end, "records", end-from)
 	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(r.e.cfg.Brokers...),
+		kgo.SeedBrokers(c.Brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(from)}}),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.KeepControlRecords(),
-		kgo.FetchIsolationLevel(r.e.isolation()),
+		kgo.FetchIsolationLevel(c.Isolation),
 		kgo.FetchMaxBytes(64 << 20),
 		kgo.FetchMaxPartitionBytes(32 << 20),
-		kgo.WithLogger(kgoLogger{r.e.log}),
-	}, r.e.cfg.ClientOpts...)...)
+		kgo.WithLogger(kgoLogger{log}),
+	}, c.ClientOpts...)...)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer cl.Close()
 	var (
@@ -94,12 +130,12 @@ func (r *runner) restoreStore(ctx context.Context, rs topology.Restorable, topic
 	for next := from; next < end; {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return err
+			return restored, err
 		}
 		var ferr error
 		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
 		if ferr != nil {
-			return ferr
+			return restored, ferr
 		}
 		fs.EachRecord(func(rec *kgo.Record) {
 			if rec.Offset >= end {
@@ -114,20 +150,22 @@ func (r *runner) restoreStore(ctx context.Context, rs topology.Restorable, topic
 		})
 		if chunkBytes >= restoreChunkBytes || next >= end {
 			if err := rs.Restore(chunk, next); err != nil {
-				return err
+				return restored, err
 			}
 			restored += int64(len(chunk))
-			r.e.restored.Add(int64(len(chunk)))
+			if c.Restored != nil {
+				c.Restored(int64(len(chunk)))
+			}
 			clear(chunk) // drop the references to the fetched records
 			chunk, chunkBytes = chunk[:0], 0
 		}
 		if time.Since(lastLog) > 5*time.Second {
 			lastLog = time.Now()
-			r.e.log.Info("restore progress", "task", r.id.String(), "store", rs.Name(), "restored", restored, "remaining", end-next)
+			log.Info("restore progress", "task", task, "store", rs.Name(), "restored", restored, "remaining", end-next)
 		}
 	}
-	r.e.log.Info("restored", "task", r.id.String(), "store", rs.Name(), "records", restored, "took", time.Since(t0).Round(time.Millisecond))
-	return nil
+	log.Info("restored", "task", task, "store", rs.Name(), "records", restored, "took", time.Since(t0).Round(time.Millisecond))
+	return restored, nil
 }
 
 // changelogBounds returns the first offset and the end of a changelog partition: the high

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rifflestream/riffle/internal/engine"
+	"github.com/rifflestream/riffle/serde"
+	"github.com/rifflestream/riffle/state"
+	"github.com/rifflestream/riffle/topology"
+)
+
+// run is one measured read of the whole changelog.
+type run struct {
+	Records int64         `json:"records"`
+	Bytes   int64         `json:"bytes"`
+	Took    time.Duration `json:"took_ns"`
+	// CloseTook (restore only, not in Took) is the time to close the store afterwards: Pebble
+	// flushes what is still in its memtables.
+	CloseTook time.Duration `json:"close_took_ns,omitempty"`
+}
+
+func (r run) recordsPerSec() float64 { return float64(r.Records) / r.Took.Seconds() }
+func (r run) mbPerSec() float64      { return float64(r.Bytes) / 1e6 / r.Took.Seconds() }
+
+// bounds returns the first offset and the last stable offset of a partition: what the engine's
+// restore reads up to when it reads read_committed (exactly-once).
+func bounds(adm *kadm.Client) func(ctx context.Context, topic string, p int32) (int64, int64, error) {
+	return func(ctx context.Context, topic string, p int32) (int64, int64, error) {
+		starts, err := adm.ListStartOffsets(ctx, topic)
+		if err == nil {
+			err = starts.Error()
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		ends, err := adm.ListCommittedOffsets(ctx, topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		s, ok1 := starts.Lookup(topic, p)
+		e, ok2 := ends.Lookup(topic, p)
+		if !ok1 || !ok2 {
+			return 0, 0, fmt.Errorf("%s[%d]: no such partition", topic, p)
+		}
+		return s.Offset, e.Offset, nil
+	}
+}
+
+// env is what the measurements share.
+type env struct {
+	brokers    []string
+	adm        *kadm.Client
+	topic      string
+	partitions int32
+	keys       int64
+	valueBytes int
+	stateDir   string // where each restore's Pebble DB is made ("" = the system's temp dir)
+	log        *slog.Logger
+}
+
+// restoreOnce restores the changelog into a fresh Pebble store through the engine's restore
+// (engine.ChangelogRestorer, what a task runs when it is assigned): one store partition per
+// changelog partition, restored concurrently as an instance restores its tasks, read_committed.
+// It then checks the store against the changelog (untimed) and closes it.
+func restoreOnce(ctx context.Context, e *env, profile string) (run, error) {
+	dir, err := os.MkdirTemp(e.stateDir, "restorebench-state-*")
+	if err != nil {
+		return run{}, err
+	}
+	defer os.RemoveAll(dir)
+	m, err := state.OpenManager(state.ManagerOptions{Dir: dir}) // the engine's Pebble defaults
+	if err != nil {
+		return run{}, err
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			_ = m.Close()
+		}
+	}()
+	spec := state.NewKeyValue("restorebench", serde.Bytes(), serde.Bytes())
+	stores := make([]topology.Restorable, e.partitions)
+	for p := range e.partitions {
+		st, err := m.OpenStore(topology.StoreContext{Task: topology.TaskID{Partition: p}, Spec: spec, Changelog: e.topic})
+		if err != nil {
+			return run{}, err
+		}
+		rs, ok := st.(topology.Restorable)
+		if !ok {
+			return run{}, fmt.Errorf("a %T is not restorable", st)
+		}
+		stores[p] = rs
+	}
+	cr := &engine.ChangelogRestorer{ // what runner.restoreStore builds, read_committed
+		Brokers:   e.brokers,
+		Isolation: kgo.ReadCommitted(),
+		Log:       e.log,
+		Bounds:    bounds(e.adm),
+	}
+	stopProfile := func() {}
+	if profile != "" {
+		if stopProfile, err = startProfile(profile); err != nil {
+			return run{}, err
+		}
+	}
+	var (
+		wg       sync.WaitGroup
+		restored = make([]int64, e.partitions)
+		errs     = make([]error, e.partitions)
+	)
+	t0 := time.Now()
+	for p := range e.partitions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			restored[p], errs[p] = cr.Restore(ctx, stores[p], e.topic, p, topology.TaskID{Partition: p}.String())
+		}()
+	}
+	wg.Wait()
+	took := time.Since(t0)
+	stopProfile()
+	if err := errors.Join(errs...); err != nil {
+		return run{}, err
+	}
+	var n int64
+	for _, r := range restored {
+		n += r
+	}
+	if err := verify(ctx, e, stores); err != nil {
+		return run{}, err
+	}
+	for _, st := range stores {
+		if err := st.Close(); err != nil {
+			return run{}, err
+		}
+	}
+	t1 := time.Now()
+	closed = true
+	if err := m.Close(); err != nil {
+		return run{}, err
+	}
+	return run{Records: n, Bytes: n * int64(len(keyPrefix)+keyDigits+e.valueBytes), Took: took, CloseTook: time.Since(t1)}, nil
+}
+
+// verify checks that the store partitions hold exactly the changelog's keys, each in the
+// partition the changelog put it in, with its value and timestamp, and a checkpoint at the end
+// of the changelog partition.
+func verify(ctx context.Context, e *env, stores []topology.Restorable) error {
+	var total int64
+	want := make([]byte, 0, e.valueBytes)
+	for p, rs := range stores {
+		kv, ok := rs.(state.KeyValueStore[[]byte, []byte])
+		if !ok {
+			return fmt.Errorf("a %T is not a key-value store of bytes", rs)
+		}
+		it, err := kv.All()
+		if err != nil {
+			return err
+		}
+		for it.Next() {
+			i, err := parseKey(it.Key())
+			if err != nil || i < 0 || i >= e.keys {
+				it.Close()
+				return fmt.Errorf("%w: partition %d holds key %q", errMismatch, p, it.Key())
+			}
+			if got := partitionOf(it.Key(), e.partitions); got != int32(p) {
+				it.Close()
+				return fmt.Errorf("%w: key %q of partition %d is in store partition %d", errMismatch, it.Key(), got, p)
+			}
+			want = appendValue(want[:0], i, e.valueBytes)
+			if !bytes.Equal(it.Value(), want) {
+				it.Close()
+				return fmt.Errorf("%w: key %q has value %x, want %x", errMismatch, it.Key(), it.Value(), want)
+			}
+			if ts := it.Timestamp().UnixMilli(); ts != baseTime+i {
+				it.Close()
+				return fmt.Errorf("%w: key %q has timestamp %d, want %d", errMismatch, it.Key(), ts, baseTime+i)
+			}
+			total++ // keys come in strictly increasing order: no key is counted twice
+		}
+		if err := it.Err(); err != nil {
+			it.Close()
+			return err
+		}
+		if err := it.Close(); err != nil {
+			return err
+		}
+		_, end, err := bounds(e.adm)(ctx, e.topic, int32(p))
+		if err != nil {
+			return err
+		}
+		if from, ok, err := rs.RestoreFrom(); err != nil || !ok || from != end {
+			return fmt.Errorf("%w: partition %d has checkpoint %d (set %v, err %v), want %d", errMismatch, p, from, ok, err, end)
+		}
+	}
+	if total != e.keys {
+		return fmt.Errorf("%w: %d keys restored, want %d", errMismatch, total, e.keys)
+	}
+	return nil
+}
+
+// bareOnce reads the changelog from start to end with a bare franz-go consumer (franz-go's
+// default fetch sizes, read_committed) that does nothing with the records: the limit a restore
+// is measured against. The time includes making the client and listing the offsets, as the
+// restore's does.
+func bareOnce(ctx context.Context, e *env, profile string) (run, error) {
+	if profile != "" {
+		stop, err := startProfile(profile)
+		if err != nil {
+			return run{}, err
+		}
+		defer stop()
+	}
+	t0 := time.Now()
+	end := make([]int64, e.partitions)
+	next := make([]int64, e.partitions)
+	offsets := map[int32]kgo.Offset{}
+	for p := range e.partitions {
+		start, en, err := bounds(e.adm)(ctx, e.topic, p)
+		if err != nil {
+			return run{}, err
+		}
+		next[p], end[p] = start, en
+		offsets[p] = kgo.NewOffset().At(start)
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(e.brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{e.topic: offsets}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)
+	if err != nil {
+		return run{}, err
+	}
+	defer cl.Close()
+	var r run
+	done := func() bool {
+		for p := range next {
+			if next[p] < end[p] {
+				return false
+			}
+		}
+		return true
+	}
+	for !done() {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return run{}, err
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return run{}, ferr
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			if rec.Offset >= end[rec.Partition] {
+				return
+			}
+			next[rec.Partition] = rec.Offset + 1
+			r.Records++
+			r.Bytes += int64(len(rec.Key) + len(rec.Value))
+		})
+	}
+	r.Took = time.Since(t0)
+	return r, nil
+}
+
+// startProfile starts a CPU profile into path and returns its stop.
+func startProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { pprof.StopCPUProfile(); f.Close() }) }, nil
+}
