@@ -29,16 +29,22 @@ func (stringSerde) Deserialize(_ string, data []byte) (string, error) { return s
 
 // Bytes returns the Serde of Kafka's ByteArraySerde: the bytes as they are.
 //
-// Serialize returns a copy of v, so the caller may reuse v once Serialize returns; nil and empty
-// v both give an empty, non-nil slice (an empty value: write Kafka null with Nullable(Bytes())).
-// Deserialize returns data itself, not a copy: Riffle hands each record's bytes to one
-// deserializer and never reuses them, so the value is the caller's to keep or modify.
+// Serialize returns v itself, not a copy, as Kafka's ByteArraySerializer does: a slice handed to
+// Riffle as a key or value (returned from a Map, say) is written to Kafka as it is when the
+// producer sends its batch, so it must not be modified afterwards. Copying every record's bytes
+// cost a fifth of a pass-through's CPU. Nil and empty v both give an empty, non-nil slice (an
+// empty value: write Kafka null with Nullable(Bytes())). Deserialize returns data itself, not a
+// copy: Riffle hands each record's bytes to one deserializer and never reuses them, so the value
+// is the caller's to keep or modify.
 func Bytes() Serde[[]byte] { return bytesSerde{} }
 
 type bytesSerde struct{}
 
 func (bytesSerde) Serialize(_ string, v []byte) ([]byte, error) {
-	return append(make([]byte, 0, len(v)), v...), nil
+	if v == nil {
+		return []byte{}, nil
+	}
+	return v, nil
 }
 
 func (bytesSerde) Deserialize(_ string, data []byte) ([]byte, error) { return data, nil }

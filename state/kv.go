@@ -272,6 +272,9 @@ func (s *kvStore[K, V]) write(kb []byte, k K, v V, enc, vb []byte, ts int64) err
 		s.bytes -= len(e.enc)
 		e.k, e.v, e.enc, e.ts = k, v, enc, ts
 	} else {
+		// The buffer keeps the key bytes beyond this call: own them (a Bytes key serde returns the
+		// caller's slice, which the caller may reuse).
+		kb = bytes.Clone(kb)
 		e = &entry[K, V]{kb: kb, k: k, v: v, enc: enc, ts: ts, existed: -1}
 		s.buf.ReplaceOrInsert(e)
 		s.bytes += len(kb) + entryOverhead
@@ -285,7 +288,7 @@ func (s *kvStore[K, V]) write(kb []byte, k K, v V, enc, vb []byte, ts int64) err
 		s.dirty = append(s.dirty, e)
 	}
 	if !s.caching && s.ctx.Changelog != "" {
-		s.sendChangelog(kb, vb, ts)
+		s.sendChangelog(e.kb, vb, ts)
 	}
 	if s.bytes > s.budget && s.ctx.RequestCommit != nil {
 		s.ctx.RequestCommit()
