@@ -165,7 +165,10 @@ func ReplicationFactor(n int16) AppOption {
 }
 
 // MaxBufferedRecordsPerPartition sets how many fetched records a partition may buffer before
-// fetching pauses for it. Default 1000. Kafka Streams' buffered.records.per.partition.
+// fetching pauses for it (it resumes at half). Default 10,000. Kafka Streams'
+// buffered.records.per.partition, whose default is 1000; Riffle's is larger because one fetch
+// brings up to 1 MiB per partition (thousands of small records): a limit below a fetch paused
+// the partition on every fetch and left the task idle while the next one was on its way.
 func MaxBufferedRecordsPerPartition(n int) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.maxBuffered = n })
 }
@@ -201,7 +204,7 @@ type App struct {
 // NewApp checks the topology and the options and returns an app ready to Run. It starts nothing.
 // Every problem is reported at once, joined.
 func NewApp(b *Builder, opts ...AppOption) (*App, error) {
-	cfg := appConfig{replication: -1, maxBuffered: 1000}
+	cfg := appConfig{replication: -1, maxBuffered: 10_000}
 	for _, o := range opts {
 		if o == nil {
 			return nil, errors.New("stream: NewApp: a nil option")

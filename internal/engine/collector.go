@@ -103,7 +103,8 @@ type runnerCollector struct{ r *runner }
 
 func (c runnerCollector) Send(o topology.OutRecord) {
 	r := c.r
-	or := &outRec{ep: r.epoch, r: r, origin: r.origin}
+	or := r.e.newOutRec()
+	or.ep, or.r, or.origin = r.epoch, r, r.origin
 	if o.Changelog {
 		or.slot = r.changelogSlot(o.Topic)
 	}
@@ -132,6 +133,22 @@ func (e *Engine) promise(rec *kgo.Record, err error) {
 		}
 	}
 	or.ep.release()
+	e.freeOutRec(or)
+}
+
+// newOutRec takes a zeroed outRec from the pool. Records in flight are the engine's largest
+// per-record allocation; the client is done with a record once its promise has run (it reads
+// nothing of it afterwards), so promise returns it to the pool.
+func (e *Engine) newOutRec() *outRec {
+	if or, ok := e.outRecs.Get().(*outRec); ok {
+		return or
+	}
+	return new(outRec)
+}
+
+func (e *Engine) freeOutRec(or *outRec) {
+	*or = outRec{}
+	e.outRecs.Put(or)
 }
 
 // produceFailed applies the production error handler to a record Kafka did not take. It runs on
@@ -173,7 +190,14 @@ func (e *Engine) produceFailed(or *outRec, err error) {
 				Headers: toKgoHeaders(topology.DeadLetterHeaders(fromKgoHeaders(or.rec.Headers), re))}
 			dl.ep.add()
 			e.deadLettered.Add(1)
-			e.cl.Produce(e.produceCtx, &dl.rec, e.deadLetterPromise)
+			// Not from here directly: this runs inside a promise, and franz-go says a Produce
+			// from a promise can deadlock the client when its buffer is full (the promise
+			// worker would wait on itself). A goroutine waits for space instead.
+			e.bg.Add(1)
+			go func() {
+				defer e.bg.Done()
+				e.cl.Produce(e.produceCtx, &dl.rec, e.deadLetterPromise)
+			}()
 		}
 	default:
 		or.ep.failed.Store(true)

@@ -102,6 +102,7 @@ type Engine struct {
 
 	produceCtx context.Context // canceled only on a hard stop
 	hardStop   context.CancelFunc
+	outRecs    sync.Pool // *outRec, reused once their promise ran
 
 	mu          sync.Mutex // guards tasks, byPartition
 	tasks       map[topology.TaskID]*runner
@@ -271,7 +272,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.PurgeInterval = 30 * time.Second
 	}
 	if cfg.MaxBufferedPerPartition <= 0 {
-		cfg.MaxBufferedPerPartition = 1000
+		cfg.MaxBufferedPerPartition = 10_000
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
