@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -40,6 +41,7 @@ func main() {
 	flag.StringVar(&c.stateDir, "state-dir", "", "directory for local state")
 	flag.StringVar(&c.guarantee, "guarantee", "at_least_once", "at_least_once or exactly_once")
 	flag.DurationVar(&c.commitInterval, "commit-interval", workload.CommitInterval, "commit interval")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -52,8 +54,21 @@ func main() {
 	runtime.GOMAXPROCS(c.threads)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			log.Error("riffle-bench: starting the CPU profile", "err", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(ctx, log, c, w, g); err != nil {
 		log.Error("riffle-bench: stopped", "err", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
