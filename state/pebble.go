@@ -242,17 +242,7 @@ func (v *pebbleView) restoreBatch(recs []topology.ChangelogEntry, c Checkpoint, 
 // restoreIngest writes recs (the last write of each key) as one sorted sstable and c as another,
 // and ingests both at once.
 func (v *pebbleView) restoreIngest(recs []topology.ChangelogEntry, c Checkpoint) (err error) {
-	// The order of the writes: by key, and for one key in changelog order (the last one wins).
-	order := make([]int32, len(recs))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(a, b int32) int {
-		if c := bytes.Compare(recs[a].Key, recs[b].Key); c != 0 {
-			return c
-		}
-		return cmp.Compare(a, b)
-	})
+	order := sortedOrder(recs)
 	if err := os.MkdirAll(v.b.ingestDir, 0o755); err != nil {
 		return err
 	}
@@ -267,9 +257,9 @@ func (v *pebbleView) restoreIngest(recs []topology.ChangelogEntry, c Checkpoint)
 	err = writeTable(dataPath, wopts, func(w *sstable.Writer) error {
 		key := make([]byte, 0, len(v.data)+64)
 		var val []byte
-		for j, i := range order {
-			r := &recs[i]
-			if j+1 < len(order) && bytes.Equal(recs[order[j+1]].Key, r.Key) {
+		for j, o := range order {
+			r := &recs[o.i]
+			if j+1 < len(order) && order[j+1].pre == o.pre && bytes.Equal(recs[order[j+1].i].Key, r.Key) {
 				continue // a later write of the same key follows
 			}
 			key = append(append(key[:0], v.data...), r.Key...)
@@ -296,6 +286,50 @@ func (v *pebbleView) restoreIngest(recs []topology.ChangelogEntry, c Checkpoint)
 		return err
 	}
 	return v.db.Ingest(context.Background(), []string{dataPath, metaPath})
+}
+
+// sortKey is one record of a chunk being sorted: its index and, as a big-endian number, the 8
+// bytes of its key after the prefix every key of the chunk shares (zero-padded). Comparing those
+// numbers orders keys as bytes.Compare does, except that equal numbers need the whole keys: most
+// comparisons of a sort touch only this compact array, not the scattered keys.
+type sortKey struct {
+	pre uint64
+	i   int32
+}
+
+// sortedOrder returns the order of the writes of recs: by key, and for one key in changelog
+// order (the last one wins).
+func sortedOrder(recs []topology.ChangelogEntry) []sortKey {
+	order := make([]sortKey, len(recs))
+	if len(recs) == 0 {
+		return order
+	}
+	shared := recs[0].Key
+	for i := 1; i < len(recs) && len(shared) > 0; i++ {
+		k := recs[i].Key
+		n := min(len(shared), len(k))
+		j := 0
+		for j < n && shared[j] == k[j] {
+			j++
+		}
+		shared = shared[:j]
+	}
+	cp := len(shared)
+	for i := range recs {
+		var b [8]byte
+		copy(b[:], recs[i].Key[cp:])
+		order[i] = sortKey{pre: binary.BigEndian.Uint64(b[:]), i: int32(i)}
+	}
+	slices.SortFunc(order, func(a, b sortKey) int {
+		if a.pre != b.pre {
+			return cmp.Compare(a.pre, b.pre)
+		}
+		if c := bytes.Compare(recs[a.i].Key[cp:], recs[b.i].Key[cp:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.i, b.i)
+	})
+	return order
 }
 
 // writeTable writes an sstable at path with write and syncs it.

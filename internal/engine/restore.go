@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -20,6 +22,9 @@ import (
 // compaction after a restore of unordered keys), at the price of memory: each restoring task
 // holds its chunk's fetched records.
 const restoreChunkBytes = 16 << 20
+
+// restoreFetchPartitionBytes is the changelog client's fetch.max.partition.bytes.
+const restoreFetchPartitionBytes = 32 << 20
 
 // restore brings every store of the runner's task up to the end of its changelog, from the
 // store's checkpoint (or from the start without one). It runs on the runner goroutine before the
@@ -71,6 +76,11 @@ type ChangelogRestorer struct {
 	Bounds func(ctx context.Context, topic string, p int32) (start, end int64, err error)
 	// Restored, if not nil, is told how many records each applied chunk held.
 	Restored func(n int64)
+	// ChunkBytes is how many bytes of keys and values are applied at once (default
+	// restoreChunkBytes); FetchPartitionBytes the changelog client's fetch.max.partition.bytes
+	// (default restoreFetchPartitionBytes). Set by the benchmark to compare settings.
+	ChunkBytes          int
+	FetchPartitionBytes int32
 }
 
 // Restore brings rs up to the end of partition p of its changelog topic, from its checkpoint (or
@@ -107,35 +117,99 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 	}
 	t0 := time.Now()
 	log.Info("restoring", "task", task, "store", rs.Name(), "from", from, "to", end, "records", end-from)
+	chunkBytes := c.ChunkBytes
+	if chunkBytes <= 0 {
+		chunkBytes = restoreChunkBytes
+	}
+	fetchBytes := c.FetchPartitionBytes
+	if fetchBytes <= 0 {
+		fetchBytes = restoreFetchPartitionBytes
+	}
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(from)}}),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.KeepControlRecords(),
 		kgo.FetchIsolationLevel(c.Isolation),
-		kgo.FetchMaxBytes(64 << 20),
-		kgo.FetchMaxPartitionBytes(32 << 20),
+		kgo.FetchMaxBytes(max(64<<20, fetchBytes)),
+		kgo.FetchMaxPartitionBytes(fetchBytes),
 		kgo.WithLogger(kgoLogger{log}),
 	}, c.ClientOpts...)...)
 	if err != nil {
 		return 0, err
 	}
 	defer cl.Close()
+
+	// Fetching and writing overlap: this goroutine fills a chunk while a writer goroutine applies
+	// the previous one. There are two chunk buffers, so at most one chunk waits for the writer
+	// and fetching pauses while it does. The writer applies chunks one at a time in changelog
+	// order, each with the checkpoint after its last record (atomically: Restorable.Restore), so
+	// the store is at one of its checkpoints whenever a restore stops, even by a failure.
+	type chunk struct {
+		recs []topology.ChangelogEntry
+		next int64
+	}
 	var (
-		chunk      []topology.ChangelogEntry
-		chunkBytes int
-		restored   int64
-		lastLog    = time.Now()
+		toWrite  = make(chan chunk)
+		free     = make(chan []topology.ChangelogEntry, 2)
+		writerOK = make(chan struct{}) // closed when the writer is done
+		failed   = make(chan struct{}) // closed when a write failed: stop fetching
+		werr     error                 // the writer's error, read after writerOK is closed
+		restored atomic.Int64
 	)
+	free <- nil
+	free <- nil
+	go func() {
+		defer close(writerOK)
+		for ch := range toWrite {
+			if werr == nil {
+				if err := rs.Restore(ch.recs, ch.next); err != nil {
+					werr = err
+					close(failed)
+				} else {
+					restored.Add(int64(len(ch.recs)))
+					if c.Restored != nil {
+						c.Restored(int64(len(ch.recs)))
+					}
+				}
+			}
+			clear(ch.recs) // drop the references to the fetched records
+			free <- ch.recs[:0]
+		}
+	}()
+	finish := func(err error) (int64, error) {
+		close(toWrite)
+		<-writerOK
+		return restored.Load(), errors.Join(err, werr)
+	}
+	var (
+		cur     []topology.ChangelogEntry
+		curSize int
+		lastLog = time.Now()
+	)
+	take := func() error { // the next free buffer, once the writer gave one back
+		select {
+		case cur = <-free:
+			curSize = 0
+			return nil
+		case <-failed:
+			return nil // finish returns werr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := take(); err != nil {
+		return finish(err)
+	}
 	for next := from; next < end; {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return restored, err
+			return finish(err)
 		}
 		var ferr error
 		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
 		if ferr != nil {
-			return restored, ferr
+			return finish(ferr)
 		}
 		fs.EachRecord(func(rec *kgo.Record) {
 			if rec.Offset >= end {
@@ -145,27 +219,47 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 			if rec.Attrs.IsControl() {
 				return
 			}
-			chunk = append(chunk, topology.ChangelogEntry{Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp.UnixMilli()})
-			chunkBytes += len(rec.Key) + len(rec.Value)
+			if len(cur) == cap(cur) && len(cur) >= 1024 {
+				// Grow to what a whole chunk of records of this size holds, not by doubling:
+				// a chunk of small records is a large slice, copied at each doubling.
+				want := int(int64(chunkBytes)*int64(len(cur))/int64(max(curSize, 1))) + 1024
+				cur = slices.Grow(cur, max(want, 2*len(cur))-len(cur))
+			}
+			cur = append(cur, topology.ChangelogEntry{Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp.UnixMilli()})
+			curSize += len(rec.Key) + len(rec.Value)
 		})
-		if chunkBytes >= restoreChunkBytes || next >= end {
-			if err := rs.Restore(chunk, next); err != nil {
-				return restored, err
+		if curSize >= chunkBytes || next >= end {
+			select {
+			case toWrite <- chunk{recs: cur, next: next}:
+			case <-failed:
+				return finish(nil)
 			}
-			restored += int64(len(chunk))
-			if c.Restored != nil {
-				c.Restored(int64(len(chunk)))
+			if next < end {
+				if err := take(); err != nil || werrSet(failed) {
+					return finish(err)
+				}
 			}
-			clear(chunk) // drop the references to the fetched records
-			chunk, chunkBytes = chunk[:0], 0
 		}
 		if time.Since(lastLog) > 5*time.Second {
 			lastLog = time.Now()
-			log.Info("restore progress", "task", task, "store", rs.Name(), "restored", restored, "remaining", end-next)
+			log.Info("restore progress", "task", task, "store", rs.Name(), "restored", restored.Load(), "remaining", end-next)
 		}
 	}
-	log.Info("restored", "task", task, "store", rs.Name(), "records", restored, "took", time.Since(t0).Round(time.Millisecond))
-	return restored, nil
+	if n, err := finish(nil); err != nil {
+		return n, err
+	}
+	log.Info("restored", "task", task, "store", rs.Name(), "records", restored.Load(), "took", time.Since(t0).Round(time.Millisecond))
+	return restored.Load(), nil
+}
+
+// werrSet reports whether the restore writer failed (failed is closed).
+func werrSet(failed <-chan struct{}) bool {
+	select {
+	case <-failed:
+		return true
+	default:
+		return false
+	}
 }
 
 // changelogBounds returns the first offset and the end of a changelog partition: the high

@@ -54,6 +54,9 @@ type config struct {
 	json       string
 	cpuprofile string
 	verbose    bool
+	// chunkBytes and fetchBytes override the restore's settings (0: the engine's defaults).
+	chunkBytes int
+	fetchBytes int
 }
 
 func main() {
@@ -88,6 +91,8 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&c.json, "json", "bench/results/restore.json", "raw figures (relative to the repository root; empty: none)")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write CPU profiles of the first runs to <this>.restore.pprof and <this>.bare.pprof")
 	fs.BoolVar(&c.verbose, "v", false, "log the restores")
+	fs.IntVar(&c.chunkBytes, "chunk-bytes", 0, "bytes the restore applies at once (0: the engine's default)")
+	fs.IntVar(&c.fetchBytes, "fetch-partition-bytes", 0, "the restore client's fetch.max.partition.bytes (0: the engine's default)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -136,7 +141,8 @@ func runBench(ctx context.Context, c config, args []string) (err error) {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	e := &env{brokers: b.Addrs, adm: adm, topic: fmt.Sprintf("restorebench-%d-store-changelog", time.Now().UnixNano()),
-		partitions: int32(c.partitions), keys: c.keys, valueBytes: c.valueBytes, stateDir: c.stateDir, log: log}
+		partitions: int32(c.partitions), keys: c.keys, valueBytes: c.valueBytes, stateDir: c.stateDir, log: log,
+		chunkBytes: c.chunkBytes, fetchBytes: int32(c.fetchBytes)}
 	if err := createChangelog(ctx, adm, e.topic, e.partitions); err != nil {
 		return err
 	}
@@ -162,7 +168,8 @@ func runBench(ctx context.Context, c config, args []string) (err error) {
 		Generated: time.Now().UTC().Format(time.RFC3339), Command: command(args),
 		Machine: benchenv.DescribeMachine(), Versions: benchenv.DescribeVersions(root), Broker: brokerNote,
 		Params: params{Keys: c.keys, KeyBytes: len(keyPrefix) + keyDigits, ValueBytes: c.valueBytes, Partitions: c.partitions,
-			Reps: c.reps, Isolation: "read_committed", Order: "alternating, restore first on odd runs"},
+			Reps: c.reps, Isolation: "read_committed", Order: "alternating, restore first on odd runs",
+			ChunkBytes: c.chunkBytes, FetchPartitionBytes: c.fetchBytes},
 		Load: loadFigures{Records: ld.Records, Bytes: ld.Bytes, Seconds: ld.Took.Seconds(), RecordsPerSec: float64(ld.Records) / ld.Took.Seconds()},
 	}
 	for i := 0; i < c.reps; i++ {

@@ -70,6 +70,8 @@ type env struct {
 	valueBytes int
 	stateDir   string // where each restore's Pebble DB is made ("" = the system's temp dir)
 	log        *slog.Logger
+	chunkBytes int   // engine.ChangelogRestorer.ChunkBytes (0: default)
+	fetchBytes int32 // engine.ChangelogRestorer.FetchPartitionBytes (0: default)
 }
 
 // restoreOnce restores the changelog into a fresh Pebble store through the engine's restore
@@ -110,6 +112,9 @@ func restoreOnce(ctx context.Context, e *env, profile string) (run, error) {
 		Isolation: kgo.ReadCommitted(),
 		Log:       e.log,
 		Bounds:    bounds(e.adm),
+
+		ChunkBytes:          e.chunkBytes,
+		FetchPartitionBytes: e.fetchBytes,
 	}
 	stopProfile := func() {}
 	if profile != "" {

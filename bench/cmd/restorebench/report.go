@@ -38,6 +38,10 @@ type params struct {
 	Reps       int    `json:"reps"`
 	Isolation  string `json:"isolation"`
 	Order      string `json:"order"`
+	// ChunkBytes and FetchPartitionBytes are the restore settings given on the command line
+	// (0: the engine's defaults).
+	ChunkBytes          int `json:"chunk_bytes"`
+	FetchPartitionBytes int `json:"fetch_partition_bytes"`
 }
 
 type loadFigures struct {
@@ -154,7 +158,11 @@ func (r *result) markdown() string {
 		r.Versions.Go, r.Versions.KafkaBroker, r.Broker, r.Versions.Java, r.Versions.FranzGo, r.Versions.Pebble)
 	fmt.Fprintf(&b, "- Changelog: %s distinct keys of %d bytes, %d-byte values, %d partitions, compacted, written in a scrambled key order (%s MB of keys and values, loaded in %.1f s: %s records/s).\n",
 		thousands(float64(p.Keys), 0), p.KeyBytes, p.ValueBytes, p.Partitions, thousands(float64(r.Load.Bytes)/1e6, 1), r.Load.Seconds, thousands(r.Load.RecordsPerSec, 0))
-	fmt.Fprintf(&b, "- %d runs of each, %s, %s; median (min-max).\n\n", p.Reps, p.Order, p.Isolation)
+	settings := "the engine's default restore settings"
+	if p.ChunkBytes != 0 || p.FetchPartitionBytes != 0 {
+		settings = fmt.Sprintf("restore settings overridden: chunk %d bytes, fetch %d bytes per partition (0: default)", p.ChunkBytes, p.FetchPartitionBytes)
+	}
+	fmt.Fprintf(&b, "- %d runs of each, %s, %s, %s; median (min-max).\n\n", p.Reps, p.Order, p.Isolation, settings)
 	fmt.Fprintf(&b, "| | records/s | MB/s |\n|---|---:|---:|\n")
 	fmt.Fprintf(&b, "| Riffle restore (into Pebble) | %s | %s |\n", fmtSpread(r.Restore.RecordsPerSec, 0), fmtSpread(r.Restore.MBPerSec, 1))
 	fmt.Fprintf(&b, "| bare franz-go read | %s | %s |\n", fmtSpread(r.Bare.RecordsPerSec, 0), fmtSpread(r.Bare.MBPerSec, 1))
