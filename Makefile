@@ -69,3 +69,12 @@ bench:
 ## bench-smoke: a tiny end-to-end check of the benchmark harness (bare loop and Kafka Streams, q0 and count)
 bench-smoke:
 	$(GO) run ./bench/cmd/benchrun -smoke
+
+# ---------------------------------------------------------------------------------------------------
+# Restore benchmark: Riffle's changelog restore into Pebble vs a bare franz-go read of the same topic.
+
+.PHONY: bench-restore
+
+## bench-restore: 1M keys, 100-byte values, 4 partitions, 5 runs each; writes bench/RESTORE.md and bench/results/restore.json
+bench-restore:
+	$(GO) run ./bench/cmd/restorebench
