@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rifflestream/riffle/bench/workload"
 	"github.com/rifflestream/riffle/internal/kafkatest"
 )
 
@@ -83,12 +84,130 @@ func TestSmoke(t *testing.T) {
 	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
 		t.Errorf("results.png: %v, %d bytes", err, len(png))
 	}
-	back, err := readResults(c.out)
+	back, err := readResults(filepath.Join(c.out, c.results))
 	if err != nil {
 		t.Fatalf("reading results/*.json back: %v", err)
 	}
 	if len(back.Runs) != len(want) || back.Runs[0].RecordsPerSecond != rep.Runs[0].RecordsPerSecond {
 		t.Errorf("results/*.json read back differ: %+v", back)
+	}
+}
+
+// TestEOSSmoke runs the exactly-once benchmark's harness (make bench-eos) on a tiny input: the
+// four Riffle variants on count and q0, once. Every run must drain with correct, non-empty output
+// read read_committed; the exactly-once outputs must really be transactional (markers in them) and
+// the at-least-once ones not; q0's last output must be found despite the markers; EOS.md and the
+// JSON must be written.
+func TestEOSSmoke(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	c := eosSmokeConfig()
+	c.brokers = brokers
+	dir := t.TempDir()
+	c.out, c.work = filepath.Join(dir, "out"), filepath.Join(dir, "work")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	rep, err := run(ctx, slog.New(slog.NewTextHandler(testWriter{t}, nil)), c)
+	if err != nil {
+		t.Fatalf("the exactly-once smoke benchmark could not run: %v", err)
+	}
+	if bad := rep.failures(); len(bad) > 0 {
+		t.Fatalf("runs failed:\n%s", strings.Join(bad, "\n"))
+	}
+	var got, want []string
+	for _, w := range []string{"count", "q0"} {
+		for _, v := range eosVariants {
+			want = append(want, v.name+"-"+w+"-drain-r1.json")
+		}
+	}
+	for _, r := range rep.Runs {
+		got = append(got, r.file())
+		if r.Verdict == nil || !r.Verdict.OK || r.Verdict.Records == 0 {
+			t.Errorf("%s %s: verdict %+v", r.System, r.Workload, r.Verdict)
+		}
+		eos := strings.Contains(r.System, "-eos-")
+		if eos != (r.OutputControlRecords > 0) {
+			t.Errorf("%s %s: %d transaction markers in the output", r.System, r.Workload, r.OutputControlRecords)
+		}
+		if !slices.Contains(r.Command, map[bool]string{true: "exactly_once", false: "at_least_once"}[eos]) {
+			t.Errorf("%s: command %v", r.System, r.Command)
+		}
+		if r.FirstOutputSeconds <= 0 || r.FirstOutputSeconds > r.DrainSeconds+5 {
+			t.Errorf("%s %s: drained in %.2fs, first output at %.2fs", r.System, r.Workload, r.DrainSeconds, r.FirstOutputSeconds)
+		}
+		if r.Workload == "q0" && (r.OutputCompleteSeconds < r.FirstOutputSeconds || r.OutputCompleteSeconds > r.DrainSeconds+5) {
+			t.Errorf("%s q0: output complete at %.2fs, first output at %.2fs, drained at %.2fs", r.System, r.OutputCompleteSeconds, r.FirstOutputSeconds, r.DrainSeconds)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("runs %v, want %v", got, want)
+	}
+	md, err := os.ReadFile(filepath.Join(c.out, "EOS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"## Exactly-once / at-least-once", "| count | 100ms | **×", "| q0 | 1s | **×", "| riffle-eos-1s | "} {
+		if !bytes.Contains(md, []byte(s)) {
+			t.Errorf("EOS.md lacks %q:\n%s", s, md)
+		}
+	}
+	back, err := readResults(filepath.Join(c.out, c.results))
+	if err != nil || len(back.Runs) != len(want) || len(back.Params.Variants) != 4 {
+		t.Fatalf("results/*.json read back: %v, %+v", err, back)
+	}
+}
+
+// TestVisibility checks first- and last-output times from samples of last stable offsets, with
+// transaction markers taking offsets.
+func TestVisibility(t *testing.T) {
+	v := &visibility{}
+	v.sample(1, map[int32]int64{0: 0, 1: 0})
+	v.sample(2, map[int32]int64{0: 3, 1: 0}) // p0: records at 0, 1 and the marker at 2
+	v.sample(3, map[int32]int64{0: 2, 1: 4}) // a sample going back is clamped to the one before
+	v.sample(4, map[int32]int64{0: 6, 1: 4})
+	for _, o := range []int64{0, 1, 3, 4} { // p0: markers at 2 and 5
+		v.record(0, o)
+	}
+	for _, o := range []int64{0, 1, 2} { // p1: marker at 3
+		v.record(1, o)
+	}
+	if first, complete := v.times(7); first != 2 || complete != 4 {
+		t.Fatalf("times(7) = %v, %v; want 2, 4", first, complete)
+	}
+	if _, complete := v.times(8); complete != 0 {
+		t.Fatalf("times(8): complete %v, want 0 (never)", complete)
+	}
+	if first, _ := (&visibility{}).times(-1); first != -1 {
+		t.Fatalf("no records: first %v", first)
+	}
+}
+
+// TestRenderEOS checks EOS.md's ratios and readings on made-up runs.
+func TestRenderEOS(t *testing.T) {
+	rep := &report{Params: params{Events: 1_000_000, Workloads: []string{"q0"}, Reps: 3}}
+	for _, v := range eosVariants {
+		rep.Params.Variants = append(rep.Params.Variants, variant{Name: v.name, Guarantee: v.guarantee, CommitIntervalMs: v.commitInterval.Milliseconds()})
+	}
+	rps := map[string][]float64{
+		"riffle-alos-100ms": {100_000, 110_000, 90_000}, "riffle-eos-100ms": {50_000, 55_000, 45_000},
+		"riffle-alos-1s": {100_000, 120_000, 80_000}, "riffle-eos-1s": {95_000, 105_000, 90_000},
+	}
+	for rep1 := 1; rep1 <= 3; rep1++ {
+		for _, v := range eosVariants {
+			rep.Runs = append(rep.Runs, &runResult{System: v.name, Workload: "q0", Phase: "drain", Rep: rep1, Status: statusOK,
+				Events: 1_000_000, RecordsPerSecond: rps[v.name][rep1-1], CPUSecondsPerMRecs: 1, PeakRSSBytes: 50 << 20,
+				Verdict: &workload.Verdict{OK: true, Records: 1_000_000}})
+		}
+	}
+	md := renderEOS(rep)
+	for _, want := range []string{
+		"| q0 | 100ms | **×0.50** | ×0.50–0.50 | clear: the difference (50%) is well above the run-to-run spread (20%) |",
+		"| q0 | 1s | **×0.95** | ×0.88–1.12 | within the noise",
+		"| riffle-eos-100ms | 50,000 | 45,000–55,000 | 20% |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("EOS.md lacks\n%s\nin\n%s", want, md)
+		}
 	}
 }
 

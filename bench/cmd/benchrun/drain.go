@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -21,12 +23,16 @@ const pollEvery = 50 * time.Millisecond
 const stopGrace = 30 * time.Second
 
 // drainRun runs system s on workload w over the loaded input until it has committed all of it,
-// then stops it and checks its output.
-func (e *env) drainRun(ctx context.Context, s system, w workload.Name) *runResult {
+// then stops it and checks its output. rep is the repetition (0 when the benchmark runs each
+// pair once); it goes into the run's names.
+func (e *env) drainRun(ctx context.Context, s system, w workload.Name, rep int) *runResult {
 	name := fmt.Sprintf("%s-%s-%s", e.runID, s.name, w)
-	r := &runResult{System: s.name, Workload: string(w), Phase: "drain", Input: e.input, Output: name + "-out",
-		Events: e.cfg.n, FirstOutputSeconds: -1}
-	e.log.Info("drain run", "system", s.name, "workload", w, "events", e.cfg.n)
+	if rep > 0 {
+		name += fmt.Sprintf("-r%d", rep)
+	}
+	r := &runResult{System: s.name, Workload: string(w), Phase: "drain", Rep: rep, Input: e.input, Output: name + "-out",
+		Events: e.cfg.n, FirstOutputSeconds: -1, LoadAverage: loadAverage()}
+	e.log.Info("drain run", "system", s.name, "workload", w, "rep", rep, "events", e.cfg.n)
 	defer e.cleanUp(r.Output, name)
 
 	if err := load.CreateTopic(ctx, e.adm, r.Output, int32(e.cfg.partitions)); err != nil {
@@ -44,7 +50,8 @@ func (e *env) drainRun(ctx context.Context, s system, w workload.Name) *runResul
 		return r.fail("%v", err)
 	}
 	r.StartedAt = ch.started
-	drained, err := e.watchDrain(ctx, ch, r, name, e.exp.Outputs(w))
+	vis := &visibility{}
+	drained, err := e.watchDrain(ctx, ch, r, name, vis)
 	if drained {
 		r.DrainSeconds = time.Since(ch.started).Seconds()
 		if cpu, err := procCPU(ch.pid()); err == nil {
@@ -53,6 +60,9 @@ func (e *env) drainRun(ctx context.Context, s system, w workload.Name) *runResul
 		if b, err := procCPU(e.brokerPID); err == nil && brokerErr == nil {
 			r.BrokerCPUSeconds = (b - brokerCPU0).Seconds()
 		}
+		// Under exactly-once the output's last transaction may become readable (its markers
+		// written) a little after its offsets: follow the output until nothing is open.
+		e.watchSettle(ctx, ch, r.Output, vis, 5*time.Second)
 	}
 	r.StopSeconds = ch.stop(stopGrace).Seconds()
 	r.ExitStatus = ch.exitStatus()
@@ -64,16 +74,22 @@ func (e *env) drainRun(ctx context.Context, s system, w workload.Name) *runResul
 		return r.fail("%v", err)
 	}
 	r.RecordsPerSecond = float64(e.cfg.n) / r.DrainSeconds
-	if r.OutputCompleteSeconds > 0 {
-		r.RecordsPerSecondToOutput = float64(e.cfg.n) / r.OutputCompleteSeconds
-	}
 
-	// The output, checked against what the events say it must be.
+	// The output, read back read_committed and checked against what the events say it must be.
 	v := e.exp.Verifier(w)
 	readCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	if err := e.readTopic(readCtx, r.Output, func(rec *kgo.Record) { v.Add(rec.Key, rec.Value) }); err != nil {
+	st, err := e.readTopic(readCtx, r.Output, func(rec *kgo.Record) {
+		v.Add(rec.Key, rec.Value)
+		vis.record(rec.Partition, rec.Offset)
+	})
+	if err != nil {
 		return r.fail("reading the output: %v", err)
+	}
+	r.OutputControlRecords, r.OutputAbortedRecords = st.Control, st.Aborted
+	r.FirstOutputSeconds, r.OutputCompleteSeconds = vis.times(e.exp.Outputs(w))
+	if r.OutputCompleteSeconds > 0 {
+		r.RecordsPerSecondToOutput = float64(e.cfg.n) / r.OutputCompleteSeconds
 	}
 	verdict := v.Verdict()
 	r.Verdict = &verdict
@@ -86,10 +102,14 @@ func (e *env) drainRun(ctx context.Context, s system, w workload.Name) *runResul
 	return r
 }
 
-// watchDrain polls until the system's group has committed the whole input. On the way it records
-// when the output topic got its first record and, when wantOutputs >= 0, when it held that many.
-// It returns false with the reason when the system exits first, the run times out or ctx ends.
-func (e *env) watchDrain(ctx context.Context, ch *child, r *runResult, group string, wantOutputs int64) (bool, error) {
+// watchDrain polls until the system's group has committed the whole input, sampling on the way
+// the output's last stable offsets into vis (for the first-output and output-complete times). It
+// returns false with the reason when the system exits first, the run times out or ctx ends.
+//
+// Under exactly-once the group's offsets are committed in the transaction that also commits the
+// output they produced, and become visible (to FetchOffsets, as to everyone) when it commits, so
+// the same test ends an exactly-once drain.
+func (e *env) watchDrain(ctx context.Context, ch *child, r *runResult, group string, vis *visibility) (bool, error) {
 	deadline := time.NewTimer(e.cfg.timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(pollEvery)
@@ -106,16 +126,8 @@ func (e *env) watchDrain(ctx context.Context, ch *child, r *runResult, group str
 		case <-tick.C:
 		}
 		pollCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if r.FirstOutputSeconds < 0 || (wantOutputs > 0 && r.OutputCompleteSeconds == 0) {
-			if ends, err := e.endOffsets(pollCtx, r.Output); err == nil {
-				at, n := time.Since(ch.started).Seconds(), sum(ends)
-				if n > 0 && r.FirstOutputSeconds < 0 {
-					r.FirstOutputSeconds = at
-				}
-				if wantOutputs > 0 && n >= wantOutputs && r.OutputCompleteSeconds == 0 {
-					r.OutputCompleteSeconds = at
-				}
-			}
+		if stable, err := e.stableOffsets(pollCtx, r.Output); err == nil {
+			vis.sample(time.Since(ch.started).Seconds(), stable)
 		}
 		b, err := e.committedBehind(pollCtx, group, e.input, e.ends)
 		cancel()
@@ -126,4 +138,77 @@ func (e *env) watchDrain(ctx context.Context, ch *child, r *runResult, group str
 			}
 		}
 	}
+}
+
+// watchSettle samples the output's last stable offsets into vis until they reach its end offsets
+// (no transaction open), for at most limit.
+func (e *env) watchSettle(ctx context.Context, ch *child, output string, vis *visibility, limit time.Duration) {
+	for end := time.Now().Add(limit); time.Now().Before(end) && ctx.Err() == nil; {
+		pollCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ends, err1 := e.endOffsets(pollCtx, output)
+		stable, err2 := e.stableOffsets(pollCtx, output)
+		cancel()
+		if err1 == nil && err2 == nil {
+			vis.sample(time.Since(ch.started).Seconds(), stable)
+			if len(openTransactions(stable, ends)) == 0 {
+				return
+			}
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+// visibility turns samples of an output's last stable offsets, taken during a run, into the times
+// at which its records became readable to a read_committed consumer. End offsets cannot tell: under
+// exactly-once they count transaction markers and records of open or aborted transactions. So the
+// run samples the last stable offsets (below which every record is decided), and once the output
+// has been read back, the offsets of the committed data records say how many of them each sample
+// had made readable. For a non-transactional output this is the count of records below the end
+// offset, as before.
+type visibility struct {
+	at     []float64         // seconds from process start, one per sample
+	stable []map[int32]int64 // the last stable offsets of the sample, never below an earlier sample's
+	hits   []int64           // hits[i]: committed data records that first became readable at sample i
+}
+
+func (v *visibility) sample(at float64, stable map[int32]int64) {
+	s := maps.Clone(stable)
+	if n := len(v.stable); n > 0 {
+		for p, o := range v.stable[n-1] {
+			if s[p] < o {
+				s[p] = o
+			}
+		}
+	}
+	v.at = append(v.at, at)
+	v.stable = append(v.stable, s)
+}
+
+// record counts one committed data record, at offset of partition.
+func (v *visibility) record(partition int32, offset int64) {
+	if v.hits == nil {
+		v.hits = make([]int64, len(v.at)+1) // the last: not readable by any sample
+	}
+	i := sort.Search(len(v.stable), func(i int) bool { return v.stable[i][partition] > offset })
+	v.hits[i]++
+}
+
+// times returns when the first committed data record became readable (-1: in no sample) and,
+// when want > 0, when want of them were (0: in no sample).
+func (v *visibility) times(want int64) (first, complete float64) {
+	first = -1
+	var n int64
+	for i := range v.at {
+		if v.hits == nil {
+			break
+		}
+		n += v.hits[i]
+		if n > 0 && first < 0 {
+			first = v.at[i]
+		}
+		if want > 0 && n >= want {
+			return first, v.at[i]
+		}
+	}
+	return first, 0
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -27,6 +28,9 @@ type versions struct {
 	KafkaBroker  string `json:"kafka_broker"`
 	KafkaStreams string `json:"kafka_streams"`
 	FranzGo      string `json:"franz_go"`
+	// Riffle is the commit the systems were built from, and the directories with uncommitted
+	// changes then (the Go systems are built from the working tree).
+	Riffle string `json:"riffle,omitempty"`
 }
 
 func describeMachine() machine {
@@ -85,6 +89,7 @@ func describeVersions(root, java string) versions {
 			v.Java = strings.TrimSpace(lines[0])
 		}
 	}
+	v.Riffle = describeCheckout(root)
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
 			if d.Path == "github.com/twmb/franz-go" {
@@ -93,4 +98,52 @@ func describeVersions(root, java string) versions {
 		}
 	}
 	return v
+}
+
+// loadAverage is the 1-minute load average (/proc/loadavg), 0 when unknown.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+// describeCheckout is the commit at HEAD and which top-level directories differ from it.
+func describeCheckout(root string) string {
+	head, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	desc := strings.TrimSpace(string(head))
+	status, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output()
+	if err != nil {
+		return desc
+	}
+	var dirty []string
+	for _, line := range strings.Split(string(status), "\n") {
+		if len(line) < 4 {
+			continue
+		}
+		path := strings.TrimSpace(line[3:])
+		if _, after, ok := strings.Cut(path, " -> "); ok {
+			path = after
+		}
+		dir := filepath.Dir(path) // at most two levels: internal/engine, not internal/engine/x
+		if parts := strings.SplitN(dir, "/", 3); len(parts) > 2 {
+			dir = parts[0] + "/" + parts[1]
+		}
+		if !slices.Contains(dirty, dir) {
+			dirty = append(dirty, dir)
+		}
+	}
+	if len(dirty) > 0 {
+		desc += " + uncommitted changes in " + strings.Join(dirty, ", ")
+	}
+	return desc
 }

@@ -6,6 +6,7 @@
 //	go run ./bench/cmd/benchrun                 # the full benchmark (make bench), ~15 minutes
 //	go run ./bench/cmd/benchrun -smoke          # a tiny end-to-end check (make bench-smoke)
 //	go run ./bench/cmd/benchrun -systems bare,kafkastreams -workloads q0,q1 -n 200000
+//	go run ./bench/cmd/benchrun -eos            # exactly-once vs at-least-once (make bench-eos)
 //
 // It starts its own broker with tools/kafka/kafka.sh unless -brokers or KAFKA_BROKERS names one.
 // It exits non-zero when a run failed or its output was wrong.
@@ -47,6 +48,13 @@ type config struct {
 	work     string // binaries, logs, state directories
 	javaOpts string
 	smoke    bool
+
+	// eos is the exactly-once benchmark (-eos): Riffle's variants, reps repetitions interleaved,
+	// reported in EOS.md instead of RESULTS.md.
+	eos  bool
+	reps int // repetitions of every (workload, system) pair; each repetition runs every system
+	// results is the directory of the run JSON under out; report the Markdown file in out.
+	results, report string
 }
 
 func defaultConfig() config {
@@ -66,6 +74,9 @@ func defaultConfig() config {
 		out:              "bench",
 		work:             filepath.Join("bench", "out"),
 		javaOpts:         "-Xmx1g -XX:+ExitOnOutOfMemoryError",
+		reps:             1,
+		results:          "results",
+		report:           "RESULTS.md",
 	}
 }
 
@@ -87,19 +98,66 @@ func smokeConfig() config {
 	return c
 }
 
-func main() {
-	smoke := false
+// eosConfig is the exactly-once benchmark (make bench-eos, bench/EOS.md): Riffle at-least-once and
+// exactly-once at commit intervals of 100 ms and 1 s, on count (changelog and output in the
+// transaction) and q0 (pass-through), three repetitions, each running all four variants, so that
+// slow drifts of a shared machine hit every variant alike. N is sized for about 10 minutes on 2 cores.
+func eosConfig() config {
+	c := defaultConfig()
+	c.eos = true
+	c.n = 3_000_000
+	c.workloads = []workload.Name{workload.Count, workload.Q0}
+	c.systems = nil
+	for _, s := range eosVariants {
+		c.systems = append(c.systems, s.name)
+	}
+	c.reps = 3
+	c.latencyWorkloads = nil
+	c.results = filepath.Join("results", "eos")
+	c.report = "EOS.md"
+	return c
+}
+
+// eosSmokeConfig is -eos -smoke: the exactly-once benchmark's harness end to end on a tiny input,
+// once (TestEOSSmoke).
+func eosSmokeConfig() config {
+	c := eosConfig()
+	c.smoke = true
+	c.n = 20_000
+	c.reps = 1
+	c.pause = 0
+	c.timeout = 2 * time.Minute
+	c.out = filepath.Join("bench", "out", "eos-smoke")
+	c.results = "results"
+	return c
+}
+
+func boolFlag(name string) bool {
 	for _, a := range os.Args[1:] {
-		if a == "-smoke" || a == "--smoke" || a == "-smoke=true" || a == "--smoke=true" {
-			smoke = true
+		for _, f := range []string{"-" + name, "--" + name, "-" + name + "=true", "--" + name + "=true"} {
+			if a == f {
+				return true
+			}
 		}
 	}
+	return false
+}
+
+func main() {
+	smoke, eos := boolFlag("smoke"), boolFlag("eos")
 	c := defaultConfig()
-	if smoke {
+	switch {
+	case eos && smoke:
+		c = eosSmokeConfig()
+	case eos:
+		c = eosConfig()
+	case smoke:
 		c = smokeConfig()
 	}
 	fs := flag.NewFlagSet("benchrun", flag.ExitOnError)
 	fs.Bool("smoke", smoke, "run the tiny smoke preset (20k events, bare and kafkastreams, q0 and count); other flags override it")
+	fs.Bool("eos", eos, "run the exactly-once benchmark (Riffle at-least-once vs exactly-once at 100 ms and 1 s commit intervals, count and q0, 3 reps; writes EOS.md and results/eos/); with -smoke, its tiny check")
+	fs.IntVar(&c.reps, "reps", c.reps, "repetitions of every workload and system; each repetition runs every system once")
 	fs.Int64Var(&c.n, "n", c.n, "events to load and drain")
 	fs.IntVar(&c.partitions, "partitions", c.partitions, "partitions of the input and output topics")
 	fs.Uint64Var(&c.seed, "seed", c.seed, "generator seed")
@@ -116,12 +174,12 @@ func main() {
 	fs.StringVar(&c.out, "out", c.out, "directory for RESULTS.md, results/ and results.png")
 	fs.StringVar(&c.work, "work", c.work, "directory for binaries, logs and state")
 	fs.StringVar(&c.javaOpts, "java-opts", c.javaOpts, "JVM options of the Kafka Streams peer")
-	reportOnly := fs.Bool("report-only", false, "run nothing: write RESULTS.md and results.png again from -out's results/*.json")
+	reportOnly := fs.Bool("report-only", false, "run nothing: write RESULTS.md and results.png (with -eos: EOS.md) again from -out's results/*.json (results/eos/*.json)")
 	_ = fs.Parse(os.Args[1:])
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if *reportOnly {
-		if err := rerender(c.out); err != nil {
+		if err := rerender(c); err != nil {
 			log.Error("benchrun: report", "err", err)
 			os.Exit(1)
 		}
@@ -157,7 +215,7 @@ func main() {
 		log.Error("some runs failed or wrote wrong output", "runs", strings.Join(bad, "; "))
 		os.Exit(1)
 	}
-	log.Info("benchmark done", "results", filepath.Join(c.out, "RESULTS.md"))
+	log.Info("benchmark done", "results", filepath.Join(c.out, c.report))
 }
 
 func (c config) validate() error {
@@ -174,6 +232,8 @@ func (c config) validate() error {
 		return errors.New("benchrun: -rate must not be negative")
 	case c.timeout <= 0:
 		return errors.New("benchrun: -timeout must be positive")
+	case c.reps <= 0:
+		return errors.New("benchrun: -reps must be positive")
 	}
 	return nil
 }

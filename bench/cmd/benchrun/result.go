@@ -22,7 +22,8 @@ const (
 type runResult struct {
 	System   string `json:"system"`
 	Workload string `json:"workload"`
-	Phase    string `json:"phase"` // "drain" or "latency"
+	Phase    string `json:"phase"`         // "drain" or "latency"
+	Rep      int    `json:"rep,omitempty"` // repetition, from 1, when pairs run more than once (-eos)
 	Status   string `json:"status"`
 	Error    string `json:"error,omitempty"`
 
@@ -32,18 +33,23 @@ type runResult struct {
 	Input     string    `json:"input_topic"`
 	Output    string    `json:"output_topic"`
 	Events    int64     `json:"input_events"`
+	// LoadAverage is the machine's 1-minute load average just before the run: on a shared
+	// machine, how busy the cores were with others' work.
+	LoadAverage float64 `json:"load_average_1m,omitempty"`
 
 	// Drain phase: from process start (just before exec) until the group's committed offsets
 	// reached the input's end offsets on every partition (polled every 50 ms).
 	DrainSeconds     float64 `json:"drain_seconds,omitempty"`
 	RecordsPerSecond float64 `json:"records_per_second,omitempty"` // Events / DrainSeconds
-	// FirstOutputSeconds: from process start until the output topic first had a record (polled
-	// every 50 ms); -1 if it never had one.
+	// FirstOutputSeconds: from process start until the output topic first had a record readable
+	// by a read_committed consumer (its last stable offsets polled every 50 ms, the records behind
+	// them counted once the output is read back); -1 if it never had one.
 	FirstOutputSeconds float64 `json:"first_output_seconds"`
 	// OutputCompleteSeconds (q0, q1, q2, whose output count is known): from process start until
-	// the output topic held every expected record. Unlike DrainSeconds it does not wait for the
-	// next offset commit, so it compares fast systems more finely. RecordsPerSecondToOutput is
-	// Events / OutputCompleteSeconds.
+	// the output topic held every expected record, readable read_committed. Unlike DrainSeconds it
+	// does not wait for the next offset commit (except under exactly-once, where the output is
+	// readable only once its transaction commits), so it compares fast systems more finely.
+	// RecordsPerSecondToOutput is Events / OutputCompleteSeconds.
 	OutputCompleteSeconds    float64 `json:"output_complete_seconds,omitempty"`
 	RecordsPerSecondToOutput float64 `json:"records_per_second_to_last_output,omitempty"`
 
@@ -59,6 +65,11 @@ type runResult struct {
 	StopSeconds      float64 `json:"stop_seconds"` // from SIGTERM to exit
 	ExitStatus       string  `json:"exit_status"`
 
+	// The output as read back: transaction markers and records of aborted transactions (both 0
+	// for a non-transactional producer). The verdict's record count is the committed data records.
+	OutputControlRecords int64 `json:"output_control_records"`
+	OutputAbortedRecords int64 `json:"output_aborted_records"`
+
 	Verdict *workload.Verdict `json:"verdict,omitempty"`
 	Latency *latencyResult    `json:"latency,omitempty"`
 }
@@ -69,7 +80,12 @@ func (r *runResult) fail(format string, args ...any) *runResult {
 	return r
 }
 
-func (r *runResult) file() string { return fmt.Sprintf("%s-%s-%s.json", r.System, r.Workload, r.Phase) }
+func (r *runResult) file() string {
+	if r.Rep > 0 {
+		return fmt.Sprintf("%s-%s-%s-r%d.json", r.System, r.Workload, r.Phase, r.Rep)
+	}
+	return fmt.Sprintf("%s-%s-%s.json", r.System, r.Workload, r.Phase)
+}
 
 // latencyResult is the latency phase of one run.
 type latencyResult struct {
@@ -127,11 +143,23 @@ type params struct {
 	Brokers          string   `json:"brokers"` // "started by benchrun" or the addresses given
 	LoadSeconds      float64  `json:"load_seconds"`
 	InputTopic       string   `json:"input_topic"`
+	Reps             int      `json:"reps,omitempty"`
+	ResultsDir       string   `json:"results_dir,omitempty"` // of the run JSON, relative to the report
+	// Variants are the Riffle variants of the exactly-once benchmark (-eos) that ran.
+	Variants []variant `json:"variants,omitempty"`
+}
+
+// variant is one Riffle configuration of the exactly-once benchmark.
+type variant struct {
+	Name             string `json:"name"`
+	Guarantee        string `json:"guarantee"`
+	CommitIntervalMs int64  `json:"commit_interval_ms"`
 }
 
 // report is the whole benchmark: results/benchmark.json, and the source of RESULTS.md.
 type report struct {
 	Generated time.Time    `json:"generated"`
+	Finished  time.Time    `json:"finished,omitzero"`
 	Machine   machine      `json:"machine"`
 	Versions  versions     `json:"versions"`
 	Params    params       `json:"params"`
@@ -159,9 +187,8 @@ func writeJSON(path string, v any) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// readResults reads a report back from dir's results/*.json.
-func readResults(dir string) (*report, error) {
-	rdir := filepath.Join(dir, "results")
+// readResults reads a report back from rdir's *.json (rdir is the report's results/).
+func readResults(rdir string) (*report, error) {
 	b, err := os.ReadFile(filepath.Join(rdir, "benchmark.json"))
 	if err != nil {
 		return nil, err
@@ -184,9 +211,8 @@ func readResults(dir string) (*report, error) {
 	return &rep, nil
 }
 
-// writeResults replaces results/*.json in dir with this benchmark's.
-func writeResults(dir string, rep *report) error {
-	rdir := filepath.Join(dir, "results")
+// writeResults replaces the *.json in rdir (the report's results/) with this benchmark's.
+func writeResults(rdir string, rep *report) error {
 	old, _ := filepath.Glob(filepath.Join(rdir, "*.json"))
 	for _, f := range old {
 		if err := os.Remove(f); err != nil {

@@ -34,6 +34,7 @@ type env struct {
 	brokerPID int
 	cl        *kgo.Client
 	adm       *kadm.Client
+	built     map[string]bool // Go commands built in this benchmark
 
 	runID string // prefixes every topic and group of this benchmark
 	input string
@@ -63,6 +64,9 @@ func run(ctx context.Context, log *slog.Logger, cfg config) (*report, error) {
 		Versions:  describeVersions(root, e.java),
 	}
 	e.runID = "bench-" + rep.Generated.Format("20060102-150405")
+	if cfg.eos {
+		e.runID = "eos-" + rep.Generated.Format("20060102-150405")
+	}
 
 	// The systems: skip those that cannot run here, build the others.
 	var selected []system
@@ -136,19 +140,34 @@ func run(ctx context.Context, log *slog.Logger, cfg config) (*report, error) {
 		JavaOpts: cfg.javaOpts, Brokers: brokerNote, LoadSeconds: loadTime.Seconds(), InputTopic: e.input,
 	}
 
-	// Drain phase: every workload, every system supporting it, one after another.
+	rep.Params.Reps, rep.Params.ResultsDir = cfg.reps, filepath.ToSlash(cfg.results)
+	for _, s := range selected {
+		if s.guarantee != "" {
+			rep.Params.Variants = append(rep.Params.Variants, variant{Name: s.name, Guarantee: s.guarantee,
+				CommitIntervalMs: s.commitInterval.Milliseconds()})
+		}
+	}
+
+	// Drain phase: every workload; per workload, reps times every system supporting it, one
+	// after another (so the systems interleave across repetitions).
 	for _, w := range cfg.workloads {
-		for _, s := range selected {
-			if !s.supports(w) {
-				continue
+		for i := 1; i <= cfg.reps; i++ {
+			repNo := i
+			if cfg.reps == 1 && !cfg.eos {
+				repNo = 0 // the main benchmark's names carry no repetition
 			}
-			if err := ctx.Err(); err != nil {
-				return nil, err
+			for _, s := range selected {
+				if !s.supports(w) {
+					continue
+				}
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				r := e.drainRun(ctx, s, w, repNo)
+				e.logRun(r)
+				rep.Runs = append(rep.Runs, r)
+				e.pauseBetweenRuns(ctx)
 			}
-			r := e.drainRun(ctx, s, w)
-			e.logRun(r)
-			rep.Runs = append(rep.Runs, r)
-			e.pauseBetweenRuns(ctx)
 		}
 	}
 
@@ -171,8 +190,12 @@ func run(ctx context.Context, log *slog.Logger, cfg config) (*report, error) {
 	}
 	e.deleteTopics(context.Background(), e.input)
 
-	if err := writeResults(e.out, rep); err != nil {
+	rep.Finished = time.Now().UTC()
+	if err := writeResults(filepath.Join(e.out, cfg.results), rep); err != nil {
 		return nil, fmt.Errorf("benchrun: writing results: %w", err)
+	}
+	if cfg.eos {
+		return rep, writeEOSReport(filepath.Join(e.out, cfg.report), rep)
 	}
 	return rep, writeReport(e.out, rep)
 }
@@ -188,16 +211,19 @@ func writeReport(dir string, rep *report) error {
 	return nil
 }
 
-// rerender writes the report of out (relative to the repository) again from its JSON.
-func rerender(out string) error {
+// rerender writes the report of c.out (relative to the repository) again from its JSON.
+func rerender(c config) error {
 	root, err := findRoot()
 	if err != nil {
 		return err
 	}
-	dir := underRoot(root, out)
-	rep, err := readResults(dir)
+	dir := underRoot(root, c.out)
+	rep, err := readResults(filepath.Join(dir, c.results))
 	if err != nil {
 		return err
+	}
+	if c.eos {
+		return writeEOSReport(filepath.Join(dir, c.report), rep)
 	}
 	return writeReport(dir, rep)
 }

@@ -27,6 +27,10 @@ type system struct {
 	build func(ctx context.Context, e *env) error
 	// command is the argv that starts the system, before the contract flags.
 	command func(e *env) []string
+	// guarantee and commitInterval are what a Riffle variant of the exactly-once benchmark
+	// (-eos) runs with; empty and 0 for the others, which run the contract's (at-least-once, 1 s).
+	guarantee      string
+	commitInterval time.Duration
 }
 
 // systems is the table of every system, in the order each workload runs them.
@@ -56,6 +60,35 @@ var systems = []system{
 		build:     kafkaStreamsBuild,
 		command:   kafkaStreamsCommand,
 	},
+}
+
+func init() { systems = append(systems, eosVariants...) }
+
+// eosVariants are Riffle under both processing guarantees at two commit intervals: the systems of
+// the exactly-once benchmark (-eos, bench/EOS.md). They are riffle-bench with its two flags beyond
+// the contract.
+var eosVariants = []system{
+	riffleVariant("at_least_once", 100*time.Millisecond),
+	riffleVariant("exactly_once", 100*time.Millisecond),
+	riffleVariant("at_least_once", time.Second),
+	riffleVariant("exactly_once", time.Second),
+}
+
+func riffleVariant(guarantee string, interval time.Duration) system {
+	short := map[string]string{"at_least_once": "alos", "exactly_once": "eos"}[guarantee]
+	name := fmt.Sprintf("riffle-%s-%s", short, interval)
+	return system{
+		name:      name,
+		about:     fmt.Sprintf("Riffle (bench/cmd/riffle-bench) with -guarantee %s -commit-interval %s", guarantee, interval),
+		workloads: workload.All,
+		missing:   goCommandMissing("riffle-bench"),
+		build:     goBuild("riffle-bench"),
+		command: func(e *env) []string {
+			return append(goCommand("riffle-bench")(e), "-guarantee", guarantee, "-commit-interval", interval.String())
+		},
+		guarantee:      guarantee,
+		commitInterval: interval,
+	}
 }
 
 // The system names the report compares against.
@@ -101,11 +134,18 @@ func goCommandMissing(name string) func(e *env) string {
 
 func goBuild(name string) func(ctx context.Context, e *env) error {
 	return func(ctx context.Context, e *env) error {
+		if e.built[name] {
+			return nil // the Riffle variants share one binary
+		}
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(e.binDir(), name), "./bench/cmd/"+name)
 		cmd.Dir = e.root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build ./bench/cmd/%s: %w\n%s", name, err, out)
 		}
+		if e.built == nil {
+			e.built = map[string]bool{}
+		}
+		e.built[name] = true
 		return nil
 	}
 }
