@@ -129,6 +129,8 @@ type Engine struct {
 	// rewound is where the last rewind after an abort put each partition, until a transaction
 	// commits (eos.go, polledGaps). Guarded by commitMu.
 	rewound map[topicPartition]int64
+	// roundTimeout bounds a commit round, except ending the transaction (endTxnTimeout).
+	roundTimeout time.Duration
 	// The transaction gate (eos.go).
 	txnMu       sync.Mutex
 	roundActive bool
@@ -287,6 +289,7 @@ func New(cfg Config) (*Engine, error) {
 		partCounts:  map[string]int32{},
 		failed:      make(chan struct{}),
 	}
+	e.roundTimeout = max(cfg.CommitInterval*4, 30*time.Second)
 	return e, nil
 }
 
@@ -565,7 +568,7 @@ func (e *Engine) committer(stop <-chan struct{}) {
 		case <-t.C:
 		case <-e.commitNow:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), max(e.cfg.CommitInterval*4, 30*time.Second))
+		ctx, cancel := context.WithTimeout(context.Background(), e.roundTimeout)
 		if e.sess != nil {
 			if err := e.commitTxn(ctx); err != nil {
 				e.fail(err)

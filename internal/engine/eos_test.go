@@ -1,10 +1,19 @@
 package engine
 
 import (
+	"context"
 	"reflect"
+	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/rifflestream/riffle/serde"
+	"github.com/rifflestream/riffle/topology"
 )
 
 // The polled-vs-processed safety net: a partition is in order when its task processed up to its
@@ -75,6 +84,115 @@ func TestPolledGaps(t *testing.T) {
 		got := polledGaps(c.polled, c.processed, c.rewound)
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// A transaction whose end takes longer than the commit round's deadline (a broker bouncing, a
+// slow coordinator) still commits: End is never cut short by the round's context, since a
+// canceled End leaves franz-go's transactional session unusable and the instance would stop.
+func TestEndOutlivesTheRoundDeadline(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "end-in", "end-out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+
+	const roundTimeout, endTxnDelay = 2 * time.Second, 5 * time.Second
+	var slowed atomic.Bool
+	c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if r := req.(*kmsg.EndTxnRequest); r.Commit && !slowed.Load() {
+			slowed.Store(true)
+			c.DropControl()
+			c.SleepControl(func() { time.Sleep(endTxnDelay) })
+			return nil, nil, false // now handled as usual
+		}
+		c.KeepControl()
+		return nil, nil, false
+	})
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const n = 20
+	for i := 0; i < n; i++ {
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "end-in", Key: []byte("k"), Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	topo := topology.New()
+	src := topology.AddSource(topo, "in", []string{"end-in"}, serde.String(), serde.String())
+	topology.AddSink(topo, "out", "end-out", serde.String(), serde.String(), []topology.Node[string, string]{src})
+	plan, err := topo.Plan("end-app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{AppID: "end-app", Brokers: brokers, Plan: plan, Guarantee: ExactlyOnce,
+		CommitInterval: 100 * time.Millisecond, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.roundTimeout = roundTimeout
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+
+	// The outputs become readable (read_committed) once the slowed transaction has committed.
+	deadline := time.Now().Add(60 * time.Second)
+	var out int
+	for out < n {
+		select {
+		case err := <-done:
+			t.Fatalf("the engine stopped while its transaction was ending slowly: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d outputs committed after 60s (EndTxn slowed: %v)", out, n, slowed.Load())
+		}
+		out = countCommitted(t, brokers, "end-out")
+		if out < n {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if !slowed.Load() {
+		t.Fatal("no committing EndTxn was slowed: the test did not test anything")
+	}
+	if out != n {
+		t.Fatalf("%d committed outputs, want %d", out, n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if m := e.Metrics(); m.TransactionsAborted != 0 {
+		t.Errorf("%d transactions aborted, want 0", m.TransactionsAborted)
+	}
+}
+
+// countCommitted reads a topic's committed records from the start and counts them, until a
+// poll finds nothing more for a second.
+func countCommitted(t *testing.T, brokers []string, topic string) int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	n := 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		got := fs.NumRecords()
+		n += got
+		if got == 0 {
+			return n
 		}
 	}
 }
