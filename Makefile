@@ -78,3 +78,9 @@ bench-smoke:
 ## bench-restore: 1M keys, 100-byte values, 4 partitions, 5 runs each; writes bench/RESTORE.md and bench/results/restore.json
 bench-restore:
 	$(GO) run ./bench/cmd/restorebench
+
+.PHONY: bench-eos
+
+## bench-eos: Riffle exactly-once vs at-least-once at 100 ms and 1 s commit intervals (count, q0; 3 reps), ~10 minutes; writes bench/EOS.md and bench/results/eos/
+bench-eos:
+	$(GO) run ./bench/cmd/benchrun -eos

@@ -105,7 +105,7 @@ func smokeConfig() config {
 func eosConfig() config {
 	c := defaultConfig()
 	c.eos = true
-	c.n = 3_000_000
+	c.n = 5_000_000
 	c.workloads = []workload.Name{workload.Count, workload.Q0}
 	c.systems = nil
 	for _, s := range eosVariants {
