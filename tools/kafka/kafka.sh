@@ -178,7 +178,7 @@ classpath() { echo "$cache/libs/*"; }
 format_node() {
   local dir=$1 cluster_id=$2
   "$java_bin" -Xmx256m -cp "$(classpath)" -Dlog4j2.configurationFile="$dir/log4j2.xml" \
-    kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
+    kafka.tools.StorageTool format --cluster-id="$cluster_id" -c "$dir/server.properties" \
     >"$dir/logs/format.log" 2>&1 || { cat "$dir/logs/format.log" >&2; die "formatting $dir failed"; }
 }
 
@@ -238,7 +238,9 @@ address() {
 }
 
 cluster_id() {
-  # 16 random bytes, URL-safe base64 without padding: the form Kafka's StorageTool accepts.
+  # 16 random bytes, URL-safe base64 without padding: the form Kafka's StorageTool accepts. One
+  # in 64 starts with '-', which is why format passes it as --cluster-id=ID, never as a separate
+  # argument (the option parser would take it for an option and the start would fail).
   head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
 }
 
