@@ -66,7 +66,7 @@ kafka-down:
 bench:
 	$(GO) run ./bench/cmd/benchrun
 
-## bench-smoke: a tiny end-to-end check of the benchmark harness (bare loop and Kafka Streams, q0 and count)
+## bench-smoke: a tiny end-to-end check of the benchmark harness (Riffle, the bare loop and Kafka Streams, q0 and count)
 bench-smoke:
 	$(GO) run ./bench/cmd/benchrun -smoke
 

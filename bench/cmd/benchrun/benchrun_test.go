@@ -17,7 +17,7 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(kafkatest.Main(m)) }
 
-// TestSmoke runs the smoke benchmark (make bench-smoke) against a real broker: the bare loop and
+// TestSmoke runs the smoke benchmark (make bench-smoke) against a real broker: Riffle, the bare loop and
 // Kafka Streams on q0 and count, plus a short latency run on q0. It checks the harness end to end:
 // every run drained with correct, non-empty output, and the report, the JSON and the chart were
 // written. The Kafka Streams peer is built with Maven first if it is missing or stale.
@@ -64,8 +64,8 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	want := []string{
-		"bare/q0/drain", "kafkastreams/q0/drain", "kafkastreams/count/drain",
-		"bare/q0/latency", "kafkastreams/q0/latency",
+		"riffle/q0/drain", "bare/q0/drain", "kafkastreams/q0/drain", "riffle/count/drain", "kafkastreams/count/drain",
+		"riffle/q0/latency", "bare/q0/latency", "kafkastreams/q0/latency",
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("runs %v, want %v", got, want)

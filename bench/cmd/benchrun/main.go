@@ -87,7 +87,7 @@ func smokeConfig() config {
 	c.smoke = true
 	c.n = 20_000
 	c.workloads = []workload.Name{workload.Q0, workload.Count}
-	c.systems = []string{refBare, refKafkaStreams}
+	c.systems = []string{refRiffle, refBare, refKafkaStreams}
 	c.latencyWorkloads = []workload.Name{workload.Q0}
 	c.rate = 2_000
 	c.warmup = 2 * time.Second
@@ -155,7 +155,7 @@ func main() {
 		c = smokeConfig()
 	}
 	fs := flag.NewFlagSet("benchrun", flag.ExitOnError)
-	fs.Bool("smoke", smoke, "run the tiny smoke preset (20k events, bare and kafkastreams, q0 and count); other flags override it")
+	fs.Bool("smoke", smoke, "run the tiny smoke preset (20k events, riffle, bare and kafkastreams, q0 and count); other flags override it")
 	fs.Bool("eos", eos, "run the exactly-once benchmark (Riffle at-least-once vs exactly-once at 100 ms and 1 s commit intervals, count and q0, 3 reps; writes EOS.md and results/eos/); with -smoke, its tiny check")
 	fs.IntVar(&c.reps, "reps", c.reps, "repetitions of every workload and system; each repetition runs every system once")
 	fs.Int64Var(&c.n, "n", c.n, "events to load and drain")

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/rifflestream/riffle/bench/internal/benchenv"
 	"github.com/rifflestream/riffle/bench/internal/load"
 	"github.com/rifflestream/riffle/bench/nexmark"
 	"github.com/rifflestream/riffle/bench/workload"
@@ -47,7 +48,7 @@ func (e *env) binDir() string { return filepath.Join(e.work, "bin") }
 // run runs the benchmark that cfg describes and writes its report. It returns an error only
 // when the benchmark itself could not run; failed and wrong runs are in the report.
 func run(ctx context.Context, log *slog.Logger, cfg config) (*report, error) {
-	root, err := findRoot()
+	root, err := benchenv.FindRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -94,16 +95,16 @@ func run(ctx context.Context, log *slog.Logger, cfg config) (*report, error) {
 	if len(e.brokers) == 0 {
 		runDir := filepath.Join(os.TempDir(), "riffle-kafka", "bench")
 		log.Info("starting a Kafka broker", "run_dir", runDir)
-		b, err := startBroker(ctx, root, runDir)
+		b, err := benchenv.StartBroker(ctx, root, runDir)
 		if err != nil {
 			return nil, err
 		}
 		defer func() {
-			if err := b.stop(); err != nil {
+			if err := b.Stop(); err != nil {
 				log.Error("stopping the broker", "err", err)
 			}
 		}()
-		e.brokers, e.brokerPID = b.addrs, b.pid
+		e.brokers, e.brokerPID = b.Addrs, b.PID
 		brokerNote = "started by benchrun (tools/kafka/kafka.sh)"
 	}
 	e.cl, err = kgo.NewClient(append(load.ProducerOpts(), kgo.SeedBrokers(e.brokers...))...)
@@ -213,7 +214,7 @@ func writeReport(dir string, rep *report) error {
 
 // rerender writes the report of c.out (relative to the repository) again from its JSON.
 func rerender(c config) error {
-	root, err := findRoot()
+	root, err := benchenv.FindRoot()
 	if err != nil {
 		return err
 	}
@@ -276,24 +277,6 @@ func (e *env) pauseBetweenRuns(ctx context.Context) {
 	select {
 	case <-ctx.Done():
 	case <-time.After(e.cfg.pause):
-	}
-}
-
-// findRoot returns the repository root: the nearest directory upwards with Riffle's go.mod.
-func findRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/rifflestream/riffle\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("benchrun: run me inside the Riffle repository (no go.mod of github.com/rifflestream/riffle above here)")
-		}
-		dir = parent
 	}
 }
 
