@@ -67,7 +67,7 @@ func TestExactlyOnceRebalance(t *testing.T) {
 		in := stream.From(b, tp.in, serde.String(), serde.Int64())
 		stream.Count(stream.GroupByKey(in), stream.Materialized("c"), stream.WithoutCaching()).ToStream().To(tp.out, nil, nil)
 		app, err := stream.NewApp(b, stream.AppID(tp.app), stream.Brokers(brokers...), stream.StateDir(t.TempDir()),
-			stream.ProcessingGuarantee(stream.ExactlyOnce), stream.ClientOptions(kgo.SessionTimeout(6*time.Second)),
+			stream.ProcessingGuarantee(stream.ExactlyOnce), stream.ClientOptions(kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(time.Second)),
 			stream.Logger(slog.New(logs).With("instance", name)))
 		if err != nil {
 			t.Fatal(err)
