@@ -129,6 +129,10 @@ type Task struct {
 	id        TaskID
 	plan      *Plan
 	sources   map[string]rawReceiver // real topic name -> source node
+	// lastTopic and lastSource cache the source of the last record's topic: a task reads one
+	// topic, or runs of records of one, and the comparison is cheaper than the map lookup.
+	lastTopic  string
+	lastSource rawReceiver
 	procs     []lifecycle            // processors, in declaration order
 	stores    map[string]StateStore
 	storeList []StateStore
@@ -301,9 +305,13 @@ func (t *Task) Init() error {
 // made due. It returns an error only when the task must stop: a handler decided to fail (the
 // error is then a *RecordError), or the record's topic is not one of the task's.
 func (t *Task) Process(raw *RawRecord) error {
-	src, ok := t.sources[raw.Topic]
-	if !ok {
-		return fmt.Errorf("topology: task %s does not read topic %q", t.id, raw.Topic)
+	src := t.lastSource
+	if src == nil || raw.Topic != t.lastTopic {
+		var ok bool
+		if src, ok = t.sources[raw.Topic]; !ok {
+			return fmt.Errorf("topology: task %s does not read topic %q", t.id, raw.Topic)
+		}
+		t.lastTopic, t.lastSource = raw.Topic, src
 	}
 	if raw.Partition != t.id.Partition {
 		return fmt.Errorf("topology: task %s got a record of partition %d", t.id, raw.Partition)

@@ -111,7 +111,7 @@ func (c runnerCollector) Send(o topology.OutRecord) {
 	or.rec = kgo.Record{Topic: o.Topic, Partition: o.Partition, Key: o.Key, Value: o.Value,
 		Timestamp: o.Timestamp, Headers: toKgoHeaders(o.Headers), Context: context.Background()}
 	or.ep.add()
-	r.e.produced.Add(1)
+	r.produced++
 	r.e.cl.Produce(r.e.produceCtx, &or.rec, r.e.promise)
 }
 

@@ -295,13 +295,7 @@ func (r *runner) txnCommit(round *txnRound, out chan<- snapshot) {
 			if len(r.batch) == 0 {
 				break
 			}
-			for i, rec := range r.batch {
-				if err := r.process(rec); err != nil {
-					r.fail(err)
-					clear(r.batch[i:])
-					break
-				}
-			}
+			r.processBatch()
 			if r.failed != nil {
 				break
 			}

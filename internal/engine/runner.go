@@ -35,6 +35,11 @@ type runner struct {
 	raw      topology.RawRecord
 	failed   error // the fatal error that stopped this task, if any
 	batch    []*kgo.Record
+	// produced counts the records sent since the engine's counter was last updated: the engine's
+	// counters are shared by every runner, so they are added to once per batch, not per record.
+	produced int64
+	// lastQueue is the queue of the last processed record's topic (see process).
+	lastQueue *partQueue
 	lastPunc time.Time
 	// pendingApply is the epoch whose acknowledgement the task's stores wait for: once it is
 	// done, the flushed writes and the changelog offsets reached are applied locally.
@@ -318,13 +323,7 @@ func (r *runner) run() {
 			}
 			continue
 		}
-		for i, rec := range r.batch {
-			if err := r.process(rec); err != nil {
-				r.fail(err)
-				clear(r.batch[i:])
-				break
-			}
-		}
+		r.processBatch()
 		r.punctuate()
 		r.e.txnExit()
 		if r.failed == nil && r.task.CommitRequested() {
@@ -376,13 +375,44 @@ func (r *runner) punctuate() {
 	}
 	r.lastPunc = now
 	r.origin = topology.Origin{}
-	if err := r.task.PunctuateWallClock(now); err != nil {
+	err := r.task.PunctuateWallClock(now)
+	r.flushCounts()
+	if err != nil {
 		r.fail(err)
 	}
 }
 
+// processBatch processes the taken records in order; the first error fails the task and drops the
+// rest of the batch.
+func (r *runner) processBatch() {
+	done := len(r.batch)
+	for i, rec := range r.batch {
+		if err := r.process(rec); err != nil {
+			r.fail(err)
+			clear(r.batch[i:])
+			done = i
+			break
+		}
+	}
+	r.e.processed.Add(int64(done))
+	r.flushCounts()
+}
+
+// flushCounts adds the runner's counts to the engine's.
+func (r *runner) flushCounts() {
+	if r.produced > 0 {
+		r.e.produced.Add(r.produced)
+		r.produced = 0
+	}
+}
+
+// process runs one record through the task. The caller adds it to the engine's processed count.
 func (r *runner) process(rec *kgo.Record) error {
-	q := r.byTopic[rec.Topic]
+	q := r.lastQueue
+	if q == nil || q.topic != rec.Topic {
+		q = r.byTopic[rec.Topic]
+		r.lastQueue = q
+	}
 	r.raw = topology.RawRecord{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
 		Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Headers: fromKgoHeaders(rec.Headers)}
 	r.origin = topology.Origin{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
@@ -392,7 +422,6 @@ func (r *runner) process(rec *kgo.Record) error {
 		return err
 	}
 	q.next, q.leaderEpoch = rec.Offset+1, rec.LeaderEpoch
-	r.e.processed.Add(1)
 	return nil
 }
 
@@ -425,7 +454,9 @@ func (r *runner) takeSnapshot() snapshot {
 		return s
 	}
 	r.origin = topology.Origin{}
-	if err := r.task.Flush(); err != nil {
+	err := r.task.Flush()
+	r.flushCounts()
+	if err != nil {
 		r.fail(err)
 		return s
 	}

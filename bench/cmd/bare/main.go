@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -34,6 +35,7 @@ func main() {
 	flag.StringVar(&c.appID, "app-id", "", "consumer group id")
 	flag.IntVar(&c.threads, "threads", runtime.NumCPU(), "cores to use (GOMAXPROCS)")
 	flag.StringVar(&c.stateDir, "state-dir", "", "unused: the bare loop keeps no state")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -46,8 +48,21 @@ func main() {
 	runtime.GOMAXPROCS(c.threads)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			log.Error("bare: starting the CPU profile", "err", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(ctx, log, c, w); err != nil {
 		log.Error("bare: stopped", "err", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
