@@ -102,7 +102,6 @@ type Engine struct {
 
 	produceCtx context.Context // canceled only on a hard stop
 	hardStop   context.CancelFunc
-	outRecs    sync.Pool // *outRec, reused once their promise ran
 
 	mu          sync.Mutex // guards tasks, byPartition
 	tasks       map[topology.TaskID]*runner

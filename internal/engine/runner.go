@@ -38,6 +38,7 @@ type runner struct {
 	// produced counts the records sent since the engine's counter was last updated: the engine's
 	// counters are shared by every runner, so they are added to once per batch, not per record.
 	produced int64
+	outSlab []outRec // see newOutRec
 	// lastQueue is the queue of the last processed record's topic (see process).
 	lastQueue *partQueue
 	lastPunc time.Time
