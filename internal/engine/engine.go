@@ -103,9 +103,13 @@ type Engine struct {
 	produceCtx context.Context // canceled only on a hard stop
 	hardStop   context.CancelFunc
 
-	mu          sync.Mutex // guards tasks, byPartition
+	mu          sync.Mutex // guards tasks, byPartition, firstPolled
 	tasks       map[topology.TaskID]*runner
 	byPartition map[topicPartition]*runner
+	// firstPolled is, under exactly-once, the offset of the first record polled of each
+	// partition since it was assigned: where an abort rewinds a partition without a committed
+	// offset (see rewind). Forgotten when the partition is revoked or lost.
+	firstPolled map[topicPartition]int64
 	wg          sync.WaitGroup // runner goroutines
 	bg          sync.WaitGroup // background admin requests (purges)
 
@@ -283,6 +287,7 @@ func New(cfg Config) (*Engine, error) {
 		log:         cfg.Logger.With("app", cfg.AppID),
 		tasks:       map[topology.TaskID]*runner{},
 		byPartition: map[topicPartition]*runner{},
+		firstPolled: map[topicPartition]int64{},
 		commitNow:   make(chan struct{}, 1),
 		clientSet:   make(chan struct{}),
 		partCounts:  map[string]int32{},
@@ -542,7 +547,11 @@ func (e *Engine) pollLoop(ctx context.Context) {
 				return
 			}
 			e.polled.Add(int64(len(p.Records)))
-			if r := e.byPartition[topicPartition{p.Topic, p.Partition}]; r != nil {
+			tp := topicPartition{p.Topic, p.Partition}
+			if _, ok := e.firstPolled[tp]; !ok && e.sess != nil {
+				e.firstPolled[tp] = p.Records[0].Offset
+			}
+			if r := e.byPartition[tp]; r != nil {
 				r.enqueue(p.Topic, p.Records)
 			}
 		})
@@ -794,6 +803,7 @@ func (e *Engine) onAssigned(_ context.Context, cl *kgo.Client, assigned map[stri
 // onRevoked commits and closes the tasks of revoked partitions before they move to another member.
 func (e *Engine) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	<-e.clientSet
+	e.forgetFirstPolled(revoked)
 	runners := e.runnersOf(revoked)
 	if len(runners) == 0 {
 		return
@@ -822,6 +832,7 @@ func (e *Engine) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 // onLost drops the tasks of lost partitions without committing: another member may own them now.
 func (e *Engine) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	<-e.clientSet
+	e.forgetFirstPolled(lost)
 	e.txnForce.Store(true) // exactly-once: the transaction in flight must end (aborted)
 	runners := e.runnersOf(lost)
 	for _, r := range runners {
@@ -830,6 +841,17 @@ func (e *Engine) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int3
 	}
 	if len(runners) > 0 {
 		e.log.Warn("tasks lost (the group moved on without this member); dropped without committing", "tasks", ids(runners))
+	}
+}
+
+// forgetFirstPolled drops the first polled offsets of partitions leaving this member.
+func (e *Engine) forgetFirstPolled(parts map[string][]int32) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for topic, ps := range parts {
+		for _, p := range ps {
+			delete(e.firstPolled, topicPartition{topic, p})
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,7 +19,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rifflestream/riffle/connectors/kafka"
-	"github.com/rifflestream/riffle/topology"
 )
 
 // Exactly-once (EOS v2, one transactional producer per instance).
@@ -354,9 +354,12 @@ func (e *Engine) rebuildAfterAbort() error {
 	return nil
 }
 
-// rewind sets the fetch offsets of partitions to their committed offsets (or to where the reset
-// policy starts when they have none), so aborted work is read again. It records where it put
-// each partition (see polledGaps). Transient errors are the caller's to retry.
+// rewind sets the fetch offsets of partitions to their committed offsets, so aborted work is read
+// again. A partition without a committed offset goes back to the first record polled of it since
+// it was assigned: that is where the reset policy put it (the log start, or under ResetLatest the
+// end as it was then; listing the end again now would skip what arrived since). A partition with
+// neither stays where it is: nothing of it was polled, so nothing is lost. It records where it
+// put each partition (see polledGaps). Transient errors are the caller's to retry.
 func (e *Engine) rewind(ctx context.Context, parts map[string][]int32) error {
 	if len(parts) == 0 {
 		return nil
@@ -368,19 +371,9 @@ func (e *Engine) rewind(ctx context.Context, parts map[string][]int32) error {
 	if err != nil {
 		return fmt.Errorf("engine: fetching committed offsets to rewind: %w", err)
 	}
-	var topics []string
-	for t := range parts {
-		topics = append(topics, t)
-	}
-	var starts kadm.ListedOffsets
-	if e.cfg.OffsetReset == topology.ResetLatest {
-		starts, err = e.adm.ListEndOffsets(ctx, topics...)
-	} else {
-		starts, err = e.adm.ListStartOffsets(ctx, topics...)
-	}
-	if err != nil {
-		return fmt.Errorf("engine: listing offsets to rewind: %w", err)
-	}
+	e.mu.Lock()
+	first := maps.Clone(e.firstPolled)
+	e.mu.Unlock()
 	set := map[string]map[int32]kgo.EpochOffset{}
 	for t, ps := range parts {
 		set[t] = map[int32]kgo.EpochOffset{}
@@ -395,14 +388,12 @@ func (e *Engine) rewind(ctx context.Context, parts map[string][]int32) error {
 				set[t][p] = kgo.EpochOffset{Epoch: c.LeaderEpoch, Offset: c.At}
 				continue
 			}
-			s, ok := starts.Lookup(t, p)
-			if ok && s.Err != nil {
-				return fmt.Errorf("engine: listing the offsets of %s[%d] to rewind: %w", t, p, s.Err)
+			if at, ok := first[topicPartition{t, p}]; ok {
+				set[t][p] = kgo.EpochOffset{Epoch: -1, Offset: at}
+				continue
 			}
-			if !ok {
-				return fmt.Errorf("engine: no offsets listed for %s[%d] to rewind", t, p)
-			}
-			set[t][p] = kgo.EpochOffset{Epoch: -1, Offset: s.Offset}
+			// Never polled since it was assigned: it still sits where the reset policy put
+			// it, and nothing of it was processed.
 		}
 	}
 	e.cl.SetOffsets(set)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -194,5 +195,145 @@ func countCommitted(t *testing.T, brokers []string, topic string) int {
 		if got == 0 {
 			return n
 		}
+	}
+}
+
+// An abort under exactly-once with ResetLatest and no committed offset yet: the rewind must put
+// the partition back where the reset put it (the first record polled), not at the end as listed
+// at the time of the abort, which would skip every record of the aborted transaction.
+func TestRewindWithoutCommitUnderResetLatest(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "rl-in", "rl-out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+
+	// The first transaction with offsets in it fails to commit them, with an error franz-go's
+	// session answers by aborting the transaction.
+	var failed atomic.Bool
+	c.ControlKey(int16(kmsg.TxnOffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if failed.Load() {
+			return nil, nil, false
+		}
+		failed.Store(true)
+		r := req.(*kmsg.TxnOffsetCommitRequest)
+		resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewTxnOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.UnknownServerError.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+
+	topo := topology.New()
+	src := topology.AddSource(topo, "in", []string{"rl-in"}, serde.String(), serde.String())
+	topology.AddSink(topo, "out", "rl-out", serde.String(), serde.String(), []topology.Node[string, string]{src})
+	plan, err := topo.Plan("rl-app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{AppID: "rl-app", Brokers: brokers, Plan: plan, Guarantee: ExactlyOnce,
+		OffsetReset: topology.ResetLatest, CommitInterval: 100 * time.Millisecond, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("rl-in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	next := 0
+	produce := func() {
+		t.Helper()
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: []byte(strconv.Itoa(next))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		next++
+	}
+	// Under ResetLatest, records written before the engine found its start are skipped, as
+	// they should be: write one at a time until one is processed, then the rest.
+	deadline := time.Now().Add(30 * time.Second)
+	for e.Metrics().RecordsProcessed == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing processed after 30s")
+		}
+		produce()
+		time.Sleep(50 * time.Millisecond)
+	}
+	warm := next
+	for i := 0; i < 50; i++ {
+		produce()
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	var got []string
+	for {
+		got = got[:0]
+		for _, r := range readCommitted(t, brokers, "rl-out") {
+			got = append(got, string(r.Value))
+		}
+		if len(got) > 0 && got[len(got)-1] == strconv.Itoa(next-1) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30s the committed outputs are %v, want them to end with %d", got, next-1)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !failed.Load() || e.Metrics().TransactionsAborted == 0 {
+		t.Fatalf("no transaction aborted (TxnOffsetCommit failed: %v): the test did not test anything", failed.Load())
+	}
+	// The outputs are every input from where the engine started, once, in order: a suffix of
+	// 0..next-1 that holds at least one of the records written before the warm-up ended.
+	first, err := strconv.Atoi(got[0])
+	if err != nil || first >= warm {
+		t.Fatalf("the outputs start at %q, want a record written before %d (the ones processed in the aborted transaction are missing): %v", got[0], warm, got)
+	}
+	for i, v := range got {
+		if v != strconv.Itoa(first+i) {
+			t.Fatalf("output #%d is %s, want %d (lost or doubled records): %v", i, v, first+i, got)
+		}
+	}
+	if len(got) != next-first {
+		t.Fatalf("%d outputs, want %d", len(got), next-first)
+	}
+}
+
+// readCommitted reads a topic's committed records from the start, until a poll finds nothing
+// more for a second.
+func readCommitted(t *testing.T, brokers []string, topic string) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		if fs.NumRecords() == 0 {
+			return out
+		}
+		out = append(out, fs.Records()...)
 	}
 }

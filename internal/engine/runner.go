@@ -30,18 +30,18 @@ type runner struct {
 	stopping bool // set on the runner goroutine by a stop request
 
 	// Owned by the runner goroutine.
-	epoch    *epoch
-	origin   topology.Origin // of the record being processed, for produce errors
-	raw      topology.RawRecord
-	failed   error // the fatal error that stopped this task, if any
-	batch    []*kgo.Record
+	epoch  *epoch
+	origin topology.Origin // of the record being processed, for produce errors
+	raw    topology.RawRecord
+	failed error // the fatal error that stopped this task, if any
+	batch  []*kgo.Record
 	// produced counts the records sent since the engine's counter was last updated: the engine's
 	// counters are shared by every runner, so they are added to once per batch, not per record.
 	produced int64
-	outSlab []outRec // see newOutRec
+	outSlab  []outRec // see newOutRec
 	// lastQueue is the queue of the last processed record's topic (see process).
 	lastQueue *partQueue
-	lastPunc time.Time
+	lastPunc  time.Time
 	// pendingApply is the epoch whose acknowledgement the task's stores wait for: once it is
 	// done, the flushed writes and the changelog offsets reached are applied locally.
 	pendingApply *epoch
