@@ -2,18 +2,15 @@ package state
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -242,7 +239,9 @@ func (v *pebbleView) restoreBatch(recs []topology.ChangelogEntry, c Checkpoint, 
 // restoreIngest writes recs (the last write of each key) as one sorted sstable and c as another,
 // and ingests both at once.
 func (v *pebbleView) restoreIngest(recs []topology.ChangelogEntry, c Checkpoint) (err error) {
-	order := sortedOrder(recs)
+	s := ingestScratchPool.Get().(*ingestScratch)
+	defer ingestScratchPool.Put(s)
+	order := s.sortedOrder(recs)
 	if err := os.MkdirAll(v.b.ingestDir, 0o755); err != nil {
 		return err
 	}
@@ -254,25 +253,30 @@ func (v *pebbleView) restoreIngest(recs []topology.ChangelogEntry, c Checkpoint)
 		err = errors.Join(err, removeIfExists(dataPath), removeIfExists(metaPath))
 	}()
 	wopts := v.b.opts.MakeWriterOptions(6, v.db.TableFormat())
-	err = writeTable(dataPath, wopts, func(w *sstable.Writer) error {
-		key := make([]byte, 0, len(v.data)+64)
-		var val []byte
-		for j, o := range order {
-			r := &recs[o.i]
-			if j+1 < len(order) && order[j+1].pre == o.pre && bytes.Equal(recs[order[j+1].i].Key, r.Key) {
-				continue // a later write of the same key follows
+	dataOpts := wopts
+	if !worthCompressing(recs) {
+		dataOpts.Compression = sstable.NoCompression
+	}
+	per := s.gather(recs, order, v.data)
+	err = writeTable(s, dataPath, dataOpts, func(w *sstable.Writer) error {
+		for j := range order {
+			if j%per == 0 {
+				s.warm(j / per)
 			}
-			key = append(append(key[:0], v.data...), r.Key...)
-			if r.Value == nil {
-				// Kept even when restoring from scratch: an earlier chunk may hold the key.
-				if err := w.Delete(key); err != nil {
-					return err
+			key, val := s.staged(s.pos[j])
+			if j+1 < len(order) && order[j+1].pre == order[j].pre {
+				if next, _ := s.staged(s.pos[j+1]); bytes.Equal(next, key) {
+					continue // a later write of the same key follows
 				}
-				continue
 			}
-			val = binary.BigEndian.AppendUint64(val[:0], uint64(r.Timestamp))
-			val = append(val, r.Value...)
-			if err := w.Set(key, val); err != nil {
+			var err error
+			if val == nil {
+				// Kept even when restoring from scratch: an earlier chunk may hold the key.
+				err = w.Delete(key)
+			} else {
+				err = w.Set(key, val)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -281,64 +285,23 @@ func (v *pebbleView) restoreIngest(recs []topology.ChangelogEntry, c Checkpoint)
 	if err != nil {
 		return err
 	}
-	err = writeTable(metaPath, wopts, func(w *sstable.Writer) error { return w.Set(v.meta, encodeCheckpoint(c)) })
+	err = writeTable(s, metaPath, wopts, func(w *sstable.Writer) error { return w.Set(v.meta, encodeCheckpoint(c)) })
 	if err != nil {
 		return err
 	}
 	return v.db.Ingest(context.Background(), []string{dataPath, metaPath})
 }
 
-// sortKey is one record of a chunk being sorted: its index and, as a big-endian number, the 8
-// bytes of its key after the prefix every key of the chunk shares (zero-padded). Comparing those
-// numbers orders keys as bytes.Compare does, except that equal numbers need the whole keys: most
-// comparisons of a sort touch only this compact array, not the scattered keys.
-type sortKey struct {
-	pre uint64
-	i   int32
-}
-
-// sortedOrder returns the order of the writes of recs: by key, and for one key in changelog
-// order (the last one wins).
-func sortedOrder(recs []topology.ChangelogEntry) []sortKey {
-	order := make([]sortKey, len(recs))
-	if len(recs) == 0 {
-		return order
-	}
-	shared := recs[0].Key
-	for i := 1; i < len(recs) && len(shared) > 0; i++ {
-		k := recs[i].Key
-		n := min(len(shared), len(k))
-		j := 0
-		for j < n && shared[j] == k[j] {
-			j++
-		}
-		shared = shared[:j]
-	}
-	cp := len(shared)
-	for i := range recs {
-		var b [8]byte
-		copy(b[:], recs[i].Key[cp:])
-		order[i] = sortKey{pre: binary.BigEndian.Uint64(b[:]), i: int32(i)}
-	}
-	slices.SortFunc(order, func(a, b sortKey) int {
-		if a.pre != b.pre {
-			return cmp.Compare(a.pre, b.pre)
-		}
-		if c := bytes.Compare(recs[a.i].Key[cp:], recs[b.i].Key[cp:]); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.i, b.i)
-	})
-	return order
-}
-
-// writeTable writes an sstable at path with write and syncs it.
-func writeTable(path string, o sstable.WriterOptions, write func(*sstable.Writer) error) error {
+// writeTable writes an sstable at path with write and syncs it, buffering in s.wbuf.
+func writeTable(s *ingestScratch, path string, o sstable.WriterOptions, write func(*sstable.Writer) error) error {
 	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
-	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), o)
+	if cap(s.wbuf) < ingestWriteBuffer {
+		s.wbuf = make([]byte, 0, ingestWriteBuffer)
+	}
+	w := sstable.NewWriter(&bulkWritable{f: f, buf: s.wbuf[:0]}, o)
 	if err := write(w); err != nil {
 		_ = w.Close()
 		return err
