@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -28,6 +29,18 @@ type run struct {
 	// CloseTook (restore only, not in Took) is the time to close the store afterwards: Pebble
 	// flushes what is still in its memtables.
 	CloseTook time.Duration `json:"close_took_ns,omitempty"`
+	// CPU is the CPU time (user and system) this process used during Took: on a machine shared
+	// with the broker and other work it varies less than the wall time does.
+	CPU time.Duration `json:"cpu_ns"`
+}
+
+// processCPU returns the CPU time (user and system) the process has used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (r run) recordsPerSec() float64 { return float64(r.Records) / r.Took.Seconds() }
@@ -127,7 +140,7 @@ func restoreOnce(ctx context.Context, e *env, profile string) (run, error) {
 		restored = make([]int64, e.partitions)
 		errs     = make([]error, e.partitions)
 	)
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), processCPU()
 	for p := range e.partitions {
 		wg.Add(1)
 		go func() {
@@ -136,7 +149,7 @@ func restoreOnce(ctx context.Context, e *env, profile string) (run, error) {
 		}()
 	}
 	wg.Wait()
-	took := time.Since(t0)
+	took, cpu := time.Since(t0), processCPU()-cpu0
 	stopProfile()
 	if err := errors.Join(errs...); err != nil {
 		return run{}, err
@@ -158,7 +171,7 @@ func restoreOnce(ctx context.Context, e *env, profile string) (run, error) {
 	if err := m.Close(); err != nil {
 		return run{}, err
 	}
-	return run{Records: n, Bytes: n * int64(len(keyPrefix)+keyDigits+e.valueBytes), Took: took, CloseTook: time.Since(t1)}, nil
+	return run{Records: n, Bytes: n * int64(len(keyPrefix)+keyDigits+e.valueBytes), Took: took, CloseTook: time.Since(t1), CPU: cpu}, nil
 }
 
 // verify checks that the store partitions hold exactly the changelog's keys, each in the
@@ -230,7 +243,7 @@ func bareOnce(ctx context.Context, e *env, profile string) (run, error) {
 		}
 		defer stop()
 	}
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), processCPU()
 	end := make([]int64, e.partitions)
 	next := make([]int64, e.partitions)
 	offsets := map[int32]kgo.Offset{}
@@ -279,7 +292,7 @@ func bareOnce(ctx context.Context, e *env, profile string) (run, error) {
 			r.Bytes += int64(len(rec.Key) + len(rec.Value))
 		})
 	}
-	r.Took = time.Since(t0)
+	r.Took, r.CPU = time.Since(t0), processCPU()-cpu0
 	return r, nil
 }
 

@@ -55,6 +55,8 @@ type system struct {
 	Runs          []run  `json:"runs"`
 	RecordsPerSec spread `json:"records_per_sec"`
 	MBPerSec      spread `json:"mb_per_sec"`
+	// CPUSeconds is the process's CPU time per run (user and system; the broker's not included).
+	CPUSeconds spread `json:"cpu_seconds"`
 }
 
 // spread is the median and range of a figure over the runs.
@@ -83,12 +85,13 @@ func median(sorted []float64) float64 {
 }
 
 func (s *system) summarize() {
-	var rps, mbps []float64
+	var rps, mbps, cpu []float64
 	for _, r := range s.Runs {
 		rps = append(rps, r.recordsPerSec())
 		mbps = append(mbps, r.mbPerSec())
+		cpu = append(cpu, r.CPU.Seconds())
 	}
-	s.RecordsPerSec, s.MBPerSec = spreadOf(rps), spreadOf(mbps)
+	s.RecordsPerSec, s.MBPerSec, s.CPUSeconds = spreadOf(rps), spreadOf(mbps), spreadOf(cpu)
 }
 
 func (r *result) summarize() {
@@ -109,9 +112,9 @@ func (r *result) summarize() {
 }
 
 func (r *result) text() string {
-	return fmt.Sprintf("restore: %s records/s (%s MB/s)\nbare:    %s records/s (%s MB/s)\nratio restore/bare: %.2f (of medians), %.2f (median of pairs)",
-		fmtSpread(r.Restore.RecordsPerSec, 0), fmtSpread(r.Restore.MBPerSec, 1),
-		fmtSpread(r.Bare.RecordsPerSec, 0), fmtSpread(r.Bare.MBPerSec, 1), r.RatioOfMedians, r.PairRatioMedian)
+	return fmt.Sprintf("restore: %s records/s (%s MB/s), CPU %s s\nbare:    %s records/s (%s MB/s), CPU %s s\nratio restore/bare: %.2f (of medians), %.2f (median of pairs)",
+		fmtSpread(r.Restore.RecordsPerSec, 0), fmtSpread(r.Restore.MBPerSec, 1), fmtSpread(r.Restore.CPUSeconds, 2),
+		fmtSpread(r.Bare.RecordsPerSec, 0), fmtSpread(r.Bare.MBPerSec, 1), fmtSpread(r.Bare.CPUSeconds, 2), r.RatioOfMedians, r.PairRatioMedian)
 }
 
 func fmtSpread(s spread, prec int) string {
@@ -163,10 +166,10 @@ func (r *result) markdown() string {
 		settings = fmt.Sprintf("restore settings overridden: chunk %d bytes, fetch %d bytes per partition (0: default)", p.ChunkBytes, p.FetchPartitionBytes)
 	}
 	fmt.Fprintf(&b, "- %d runs of each, %s, %s, %s; median (min-max).\n\n", p.Reps, p.Order, p.Isolation, settings)
-	fmt.Fprintf(&b, "| | records/s | MB/s |\n|---|---:|---:|\n")
-	fmt.Fprintf(&b, "| Riffle restore (into Pebble) | %s | %s |\n", fmtSpread(r.Restore.RecordsPerSec, 0), fmtSpread(r.Restore.MBPerSec, 1))
-	fmt.Fprintf(&b, "| bare franz-go read | %s | %s |\n", fmtSpread(r.Bare.RecordsPerSec, 0), fmtSpread(r.Bare.MBPerSec, 1))
-	fmt.Fprintf(&b, "| **ratio restore/bare** | **%.2f** (of medians); %.2f (median of the %d run pairs) | |\n\n", r.RatioOfMedians, r.PairRatioMedian, len(r.PairRatios))
+	fmt.Fprintf(&b, "| | records/s | MB/s | CPU s (this process) |\n|---|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| Riffle restore (into Pebble) | %s | %s | %s |\n", fmtSpread(r.Restore.RecordsPerSec, 0), fmtSpread(r.Restore.MBPerSec, 1), fmtSpread(r.Restore.CPUSeconds, 2))
+	fmt.Fprintf(&b, "| bare franz-go read | %s | %s | %s |\n", fmtSpread(r.Bare.RecordsPerSec, 0), fmtSpread(r.Bare.MBPerSec, 1), fmtSpread(r.Bare.CPUSeconds, 2))
+	fmt.Fprintf(&b, "| **ratio restore/bare** | **%.2f** (of medians); %.2f (median of the %d run pairs) | | |\n\n", r.RatioOfMedians, r.PairRatioMedian, len(r.PairRatios))
 	var runs []string
 	for i := range r.Restore.Runs {
 		s := fmt.Sprintf("restore %.2f s", r.Restore.Runs[i].Took.Seconds())
