@@ -576,17 +576,67 @@ func (e *Engine) committer(stop <-chan struct{}) {
 		case <-t.C:
 		case <-e.commitNow:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), e.roundTimeout)
 		if e.sess != nil {
+			// A round first lets every task process what was polled, which takes as long as
+			// the tasks need: it fails only when they stop making progress.
+			ctx, cancel := e.stallContext(e.roundTimeout)
 			if err := e.commitTxn(ctx); err != nil {
+				if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+					err = fmt.Errorf("%w: %w", err, cause)
+				}
 				e.fail(err)
 			}
-		} else if err := e.commitAll(ctx); err != nil {
+			cancel()
+			e.cleanupState()
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), e.roundTimeout)
+		if err := e.commitAll(ctx); err != nil {
 			e.log.Warn("commit failed; will retry at the next interval", "error", err)
 		}
 		cancel()
 		e.cleanupState()
 	}
+}
+
+// errStalled is the cause of a commit round given up because no task made progress.
+var errStalled = errors.New("engine: the commit round gave up: no task processed a record")
+
+// stallContext returns a context canceled (with cause errStalled) once no task has processed a
+// record for d. A round under exactly-once waits for the tasks to process everything polled
+// before the transaction ends; slow processing is progress, a task stuck on one record is not.
+func (e *Engine) stallContext(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	go func() {
+		tick := time.NewTicker(max(d/20, 10*time.Millisecond))
+		defer tick.Stop()
+		last, since := e.progress(), time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-tick.C:
+				if p := e.progress(); p != last {
+					last, since = p, now
+				} else if now.Sub(since) >= d {
+					cancel(fmt.Errorf("%w for %v", errStalled, d))
+					return
+				}
+			}
+		}
+	}()
+	return ctx, func() { cancel(nil) }
+}
+
+// progress sums the records every task has processed; it grows while any task makes progress.
+func (e *Engine) progress() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := e.processed.Load()
+	for _, r := range e.tasks {
+		n += r.inBatch.Load()
+	}
+	return n
 }
 
 // commitAll commits the processed offsets of every task.

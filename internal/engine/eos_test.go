@@ -337,3 +337,74 @@ func readCommitted(t *testing.T, brokers []string, topic string) []*kgo.Record {
 		out = append(out, fs.Records()...)
 	}
 }
+
+// A commit round under exactly-once waits for the tasks to process what was polled. Slow
+// processing is not a failure: the round gives up only when no task makes progress, so here,
+// with a round bound of 300ms and 2s of work queued, the round waits and everything commits.
+func TestSlowProcessingOutlastsTheRoundBound(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "slow-in", "slow-out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("slow-in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const n = 400
+	for i := 0; i < n; i++ {
+		cl.Produce(context.Background(), &kgo.Record{Value: []byte(strconv.Itoa(i))}, nil)
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	topo := topology.New()
+	src := topology.AddSource(topo, "in", []string{"slow-in"}, serde.String(), serde.String())
+	slow := topology.AddProcessor(topo, "slow", topology.ProcessorFunc(
+		func(ctx topology.Context[string, string], r topology.Record[string, string]) error {
+			time.Sleep(5 * time.Millisecond)
+			return ctx.Forward(r)
+		}), src)
+	topology.AddSink(topo, "out", "slow-out", serde.String(), serde.String(), []topology.Node[string, string]{slow})
+	plan, err := topo.Plan("slow-app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{AppID: "slow-app", Brokers: brokers, Plan: plan, Guarantee: ExactlyOnce,
+		CommitInterval: 100 * time.Millisecond, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.roundTimeout = 300 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for e.Metrics().RecordsProcessed < n {
+		select {
+		case err := <-done:
+			t.Fatalf("the engine stopped with %d of %d records processed: %v", e.Metrics().RecordsProcessed, n, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d processed after 30s", e.Metrics().RecordsProcessed, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // a round or two more: the last records' transaction commits
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := len(readCommitted(t, brokers, "slow-out")); got != n {
+		t.Fatalf("%d committed outputs, want %d", got, n)
+	}
+	if m := e.Metrics(); m.TransactionsAborted != 0 {
+		t.Errorf("%d transactions aborted, want 0", m.TransactionsAborted)
+	}
+}

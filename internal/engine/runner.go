@@ -39,6 +39,10 @@ type runner struct {
 	// counters are shared by every runner, so they are added to once per batch, not per record.
 	produced int64
 	outSlab  []outRec // see newOutRec
+	// inBatch counts the records of the current batch processed so far: the progress a commit
+	// round watches for (Engine.progress) while the engine's counter is only added to per batch.
+	// The runner alone writes it, so the atomic stays in this core's cache.
+	inBatch atomic.Int64
 	// lastQueue is the queue of the last processed record's topic (see process).
 	lastQueue *partQueue
 	lastPunc  time.Time
@@ -394,8 +398,10 @@ func (r *runner) processBatch() {
 			done = i
 			break
 		}
+		r.inBatch.Add(1)
 	}
 	r.e.processed.Add(int64(done))
+	r.inBatch.Store(0)
 	r.flushCounts()
 }
 
