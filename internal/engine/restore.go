@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,8 +24,11 @@ import (
 // holds its chunk's fetched records.
 const restoreChunkBytes = 16 << 20
 
-// restoreFetchPartitionBytes is the changelog client's fetch.max.partition.bytes.
-const restoreFetchPartitionBytes = 32 << 20
+// restoreFetchPartitionBytes is the changelog client's fetch.max.partition.bytes. A restore
+// copies each fetched record into its chunk, so a fetch is not kept for the chunk's sake: a
+// fetch small enough that its decoded records are still in the cache when they are copied is
+// cheaper than a large one (whose records, decoded all at once, are not).
+const restoreFetchPartitionBytes = 4 << 20
 
 // restore brings every store of the runner's task up to the end of its changelog, from the
 // store's checkpoint (or from the start without one). It runs on the runner goroutine before the
@@ -134,6 +138,7 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 		kgo.FetchMaxBytes(max(64<<20, fetchBytes)),
 		kgo.FetchMaxPartitionBytes(fetchBytes),
 		kgo.WithLogger(kgoLogger{log}),
+		kgo.WithPools(&restoreRecordPool),
 	}, c.ClientOpts...)...)
 	if err != nil {
 		return 0, err
@@ -146,35 +151,36 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 	// order, each with the checkpoint after its last record (atomically: Restorable.Restore), so
 	// the store is at one of its checkpoints whenever a restore stops, even by a failure.
 	type chunk struct {
-		recs []topology.ChangelogEntry
+		buf  *restoreChunk
 		next int64
 	}
 	var (
 		toWrite  = make(chan chunk)
-		free     = make(chan []topology.ChangelogEntry, 2)
+		free     = make(chan *restoreChunk, 2)
 		writerOK = make(chan struct{}) // closed when the writer is done
 		failed   = make(chan struct{}) // closed when a write failed: stop fetching
 		werr     error                 // the writer's error, read after writerOK is closed
 		restored atomic.Int64
 	)
-	free <- nil
-	free <- nil
+	free <- new(restoreChunk)
+	free <- new(restoreChunk)
 	go func() {
 		defer close(writerOK)
 		for ch := range toWrite {
+			recs := ch.buf.recs
 			if werr == nil {
-				if err := rs.Restore(ch.recs, ch.next); err != nil {
+				if err := rs.Restore(recs, ch.next); err != nil {
 					werr = err
 					close(failed)
 				} else {
-					restored.Add(int64(len(ch.recs)))
+					restored.Add(int64(len(recs)))
 					if c.Restored != nil {
-						c.Restored(int64(len(ch.recs)))
+						c.Restored(int64(len(recs)))
 					}
 				}
 			}
-			clear(ch.recs) // drop the references to the fetched records
-			free <- ch.recs[:0]
+			ch.buf.reset()
+			free <- ch.buf
 		}
 	}()
 	finish := func(err error) (int64, error) {
@@ -183,14 +189,12 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 		return restored.Load(), errors.Join(err, werr)
 	}
 	var (
-		cur     []topology.ChangelogEntry
-		curSize int
+		cur     *restoreChunk
 		lastLog = time.Now()
 	)
 	take := func() error { // the next free buffer, once the writer gave one back
 		select {
 		case cur = <-free:
-			curSize = 0
 			return nil
 		case <-failed:
 			return nil // finish returns werr
@@ -198,7 +202,23 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 			return ctx.Err()
 		}
 	}
-	if err := take(); err != nil {
+	// send hands cur to the writer with the checkpoint next, and takes the next free buffer
+	// unless the changelog's end is reached; false: stop (finish returns the error).
+	send := func(next int64) (bool, error) {
+		select {
+		case toWrite <- chunk{buf: cur, next: next}:
+		case <-failed:
+			return false, nil
+		}
+		cur = nil
+		if next < end {
+			if err := take(); err != nil || werrSet(failed) {
+				return false, err
+			}
+		}
+		return true, nil
+	}
+	if err := take(); err != nil || werrSet(failed) {
 		return finish(err)
 	}
 	for next := from; next < end; {
@@ -211,33 +231,24 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 		if ferr != nil {
 			return finish(ferr)
 		}
-		fs.EachRecord(func(rec *kgo.Record) {
-			if rec.Offset >= end {
-				return
+		for it := fs.RecordIter(); !it.Done(); {
+			rec := it.Next()
+			if rec.Offset < end {
+				next = rec.Offset + 1
+				if !rec.Attrs.IsControl() {
+					cur.add(rec, chunkBytes)
+				}
 			}
-			next = rec.Offset + 1
-			if rec.Attrs.IsControl() {
-				return
-			}
-			if len(cur) == cap(cur) && len(cur) >= 1024 {
-				// Grow to what a whole chunk of records of this size holds, not by doubling:
-				// a chunk of small records is a large slice, copied at each doubling.
-				want := int(int64(chunkBytes)*int64(len(cur))/int64(max(curSize, 1))) + 1024
-				cur = slices.Grow(cur, max(want, 2*len(cur))-len(cur))
-			}
-			cur = append(cur, topology.ChangelogEntry{Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp.UnixMilli()})
-			curSize += len(rec.Key) + len(rec.Value)
-		})
-		if curSize >= chunkBytes || next >= end {
-			select {
-			case toWrite <- chunk{recs: cur, next: next}:
-			case <-failed:
-				return finish(nil)
-			}
-			if next < end {
-				if err := take(); err != nil || werrSet(failed) {
+			rec.Recycle() // its key and value are copied: the client may reuse the record
+			if cur != nil && cur.size >= chunkBytes && next < end {
+				if ok, err := send(next); !ok {
 					return finish(err)
 				}
+			}
+		}
+		if next >= end {
+			if ok, err := send(next); !ok {
+				return finish(err)
 			}
 		}
 		if time.Since(lastLog) > 5*time.Second {
@@ -311,3 +322,63 @@ func (e *Engine) isolation() kgo.IsolationLevel {
 	}
 	return kgo.ReadUncommitted()
 }
+
+// restoreChunk is a chunk of changelog records being restored: recs, whose keys and values are
+// copied into arena one after the other as they are fetched. The copy frees the fetch (and the
+// client's pooled records) at once, and puts a chunk's bytes together in memory that holds no
+// pointers (nothing for the garbage collector to scan) and is reused from chunk to chunk.
+type restoreChunk struct {
+	recs  []topology.ChangelogEntry
+	arena []byte
+	size  int // bytes of keys and values in recs
+}
+
+// add appends a copy of rec; chunkBytes sizes the arena (a chunk holds about that many bytes).
+func (c *restoreChunk) add(rec *kgo.Record, chunkBytes int) {
+	n := len(rec.Key) + len(rec.Value)
+	if len(c.arena)+n > cap(c.arena) {
+		// A new arena: the records already in the chunk keep the old one alive until the chunk
+		// is applied; the next chunk reuses this one.
+		c.arena = make([]byte, 0, max(chunkBytes+chunkBytes/8, n))
+	}
+	if len(c.recs) == cap(c.recs) && len(c.recs) >= 1024 {
+		// Grow to what a whole chunk of records of this size holds, not by doubling: a chunk
+		// of small records is a large slice, copied at each doubling.
+		want := int(int64(chunkBytes)*int64(len(c.recs))/int64(max(c.size, 1))) + 1024
+		c.recs = slices.Grow(c.recs, max(want, 2*len(c.recs))-len(c.recs))
+	}
+	k := len(c.arena)
+	c.arena = append(c.arena, rec.Key...)
+	v := len(c.arena)
+	e := topology.ChangelogEntry{Key: c.arena[k:v:v], Timestamp: rec.Timestamp.UnixMilli()}
+	if rec.Value != nil { // nil is a tombstone; an empty value stays an empty value
+		c.arena = append(c.arena, rec.Value...)
+		e.Value = c.arena[v:len(c.arena):len(c.arena)]
+	}
+	c.recs = append(c.recs, e)
+	c.size += n
+}
+
+// reset empties c for the next chunk, keeping its memory.
+func (c *restoreChunk) reset() {
+	clear(c.recs) // drop the references to the old arena
+	c.recs = c.recs[:0]
+	c.arena = c.arena[:0]
+	c.size = 0
+}
+
+// restoreRecordPool recycles the client's decoded records (kgo.WithPools): a restore copies what
+// it keeps of each record, so the records of one fetch are reused for the next rather than
+// allocated (and garbage collected) anew.
+var restoreRecordPool recordPool
+
+type recordPool struct{ p sync.Pool }
+
+func (p *recordPool) GetRecords(n int) []kgo.Record {
+	if rs, ok := p.p.Get().(*[]kgo.Record); ok && cap(*rs) >= n {
+		return (*rs)[:n]
+	}
+	return make([]kgo.Record, n)
+}
+
+func (p *recordPool) PutRecords(rs []kgo.Record) { p.p.Put(&rs) }
