@@ -28,7 +28,7 @@ const restoreChunkBytes = 16 << 20
 // copies each fetched record into its chunk, so a fetch is not kept for the chunk's sake: a
 // fetch small enough that its decoded records are still in the cache when they are copied is
 // cheaper than a large one (whose records, decoded all at once, are not).
-const restoreFetchPartitionBytes = 4 << 20
+const restoreFetchPartitionBytes = 1 << 20
 
 // restore brings every store of the runner's task up to the end of its changelog, from the
 // store's checkpoint (or from the start without one). It runs on the runner goroutine before the
