@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math/bits"
 	"slices"
 	"sync"
 
@@ -53,28 +54,47 @@ func (s *ingestScratch) sortedOrder(recs []topology.ChangelogEntry) []sortKey {
 	if n == 0 {
 		return order
 	}
-	shared := recs[0].Key
-	for i := 1; i < n && len(shared) > 0; i++ {
-		k := recs[i].Key
-		m := min(len(shared), len(k))
-		j := 0
-		for j < m && shared[j] == k[j] {
-			j++
-		}
-		shared = shared[:j]
-	}
-	cp := len(shared)
+	// One pass over the keys: the first 16 bytes of each (order[i].pre, tmp[i].pre) and the
+	// length of the prefix every key shares (cp). The 8 bytes after it usually lie within
+	// those 16 (cp <= 8), so the keys are not read a second time.
+	k0 := recs[0].Key
+	a0, a1 := keyWord(k0, 0), keyWord(k0, 8)
+	cp := len(k0)
 	for i := range recs {
-		k := recs[i].Key[cp:]
-		var pre uint64
-		if len(k) >= 8 {
-			pre = binary.BigEndian.Uint64(k)
-		} else {
-			var b [8]byte
-			copy(b[:], k)
-			pre = binary.BigEndian.Uint64(b[:])
+		k := recs[i].Key
+		w0, w1 := keyWord(k, 0), keyWord(k, 8)
+		order[i] = sortKey{pre: w0, i: int32(i)}
+		tmp[i].pre = w1
+		if cp == 0 {
+			continue
 		}
-		order[i] = sortKey{pre: pre, i: int32(i)}
+		var c int
+		if x := w0 ^ a0; x != 0 {
+			c = bits.LeadingZeros64(x) / 8
+		} else if x := w1 ^ a1; x != 0 {
+			c = 8 + bits.LeadingZeros64(x)/8
+		} else {
+			c = 16
+			if cp > 16 && len(k) > 16 {
+				m := min(cp, len(k))
+				for c < m && k0[c] == k[c] {
+					c++
+				}
+			}
+		}
+		cp = min(cp, c, len(k)) // the words are zero-padded: a shorter key ends the prefix
+	}
+	if cp <= 8 {
+		if cp > 0 {
+			sh := uint(8 * cp)
+			for i := range order {
+				order[i].pre = order[i].pre<<sh | tmp[i].pre>>(64-sh)
+			}
+		}
+	} else {
+		for i := range recs {
+			order[i].pre = keyWord(recs[i].Key, cp)
+		}
 	}
 	order = radixSort(order, tmp)
 	// Equal prefixes (the same key several times, or keys that differ only after the 8 bytes)
@@ -93,6 +113,18 @@ func (s *ingestScratch) sortedOrder(recs []topology.ChangelogEntry) []sortKey {
 		lo = hi
 	}
 	return order
+}
+
+// keyWord returns the 8 bytes of k from off as a big-endian number, zero-padded past k's end.
+func keyWord(k []byte, off int) uint64 {
+	if len(k) >= off+8 {
+		return binary.BigEndian.Uint64(k[off:])
+	}
+	var b [8]byte
+	if off < len(k) {
+		copy(b[:], k[off:])
+	}
+	return binary.BigEndian.Uint64(b[:])
 }
 
 // radixSort sorts a by pre, stably (least significant byte first, one counting pass per byte
