@@ -3,7 +3,9 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/rifflestream/riffle/connectors/kafka"
 	"github.com/rifflestream/riffle/internal/kafkatest"
 	"github.com/rifflestream/riffle/serde"
 	"github.com/rifflestream/riffle/stream"
@@ -450,5 +453,40 @@ func TestEngineRepartitionAndPurge(t *testing.T) {
 	td, _ := adm.ListTopics(context.Background(), repartition)
 	if n := len(td[repartition].Partitions); n != 4 {
 		t.Fatalf("repartition topic has %d partitions, want 4", n)
+	}
+}
+
+// Start-up checks on real Kafka: a missing source topic and a missing output topic each stop Run
+// at once with an error naming the topic, before anything is consumed.
+func TestEngineMissingTopics(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	adm := kafkatest.Admin(t, brokers)
+	present := kafkatest.Name(t, "present")
+	kafkatest.CreateTopic(t, adm, present, 2, 1, nil)
+	absent := kafkatest.Name(t, "absent")
+	for _, c := range []struct {
+		name, in, out, kind string
+	}{
+		{"source", absent, present, "source"},
+		{"output", present, absent, "output"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			app := echoApp(t, brokers, kafkatest.Name(t, "app"), c.in, c.out, "a", nil, stream.StateDir(t.TempDir()))
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			start := time.Now()
+			err := app.Run(ctx)
+			var missing *kafka.MissingTopicsError
+			if !errors.As(err, &missing) {
+				t.Fatalf("Run: %v, want a *kafka.MissingTopicsError", err)
+			}
+			if !reflect.DeepEqual(missing.Topics, []string{absent}) || missing.Kind != c.kind {
+				t.Fatalf("missing %s topics %v, want %s %v", missing.Kind, missing.Topics, c.kind, []string{absent})
+			}
+			if !strings.Contains(err.Error(), absent) || !strings.Contains(err.Error(), c.kind+" topics do not exist") {
+				t.Fatalf("the error %q does not say which %s topic is missing", err, c.kind)
+			}
+			t.Logf("%v (after %v)", err, time.Since(start).Round(time.Millisecond))
+		})
 	}
 }

@@ -279,6 +279,22 @@ func (p *Plan) ExternalSourceTopics() []string {
 	return out
 }
 
+// ExternalSinkTopics returns the static topics sinks write that are not internal, sorted: topics
+// the app writes but does not create. Topics a TopicChooser picks per record are not known before
+// the records are.
+func (p *Plan) ExternalSinkTopics() []string {
+	var out []string
+	for _, s := range p.c.subs {
+		for _, short := range s.sinks {
+			if _, internal := p.topo.internal[short]; !internal && !contains(out, short) {
+				out = append(out, short)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // TaskCount returns the number of tasks of each sub-topology given the partition counts of the
 // real source topics: the largest partition count among its sources. Every source topic must be
 // in counts.

@@ -126,20 +126,20 @@ type ChangelogEntry struct {
 // commit, and receives every emitted record through its Collector. A Task is used by one
 // goroutine at a time.
 type Task struct {
-	id        TaskID
-	plan      *Plan
-	sources   map[string]rawReceiver // real topic name -> source node
+	id      TaskID
+	plan    *Plan
+	sources map[string]rawReceiver // real topic name -> source node
 	// lastTopic and lastSource cache the source of the last record's topic: a task reads one
 	// topic, or runs of records of one, and the comparison is cheaper than the map lookup.
 	lastTopic  string
 	lastSource rawReceiver
-	procs     []lifecycle            // processors, in declaration order
-	stores    map[string]StateStore
-	storeList []StateStore
-	collector Collector
-	handlers  ErrorHandlers
-	log       *slog.Logger
-	clock     func() time.Time
+	procs      []lifecycle // processors, in declaration order
+	stores     map[string]StateStore
+	storeList  []StateStore
+	collector  Collector
+	handlers   ErrorHandlers
+	log        *slog.Logger
+	clock      func() time.Time
 
 	streamTime int64 // ms; math.MinInt64 while unknown
 	streamQ    punctuationQueue

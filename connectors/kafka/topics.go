@@ -31,14 +31,21 @@ type TopicSpec struct {
 	Checked []string
 }
 
-// MissingTopicsError lists source topics that do not exist.
+// MissingTopicsError lists topics that do not exist.
 type MissingTopicsError struct {
 	Topics []string
+	// Kind is what the topics are to the app, for the message: "source" (when empty) or
+	// "output".
+	Kind string
 }
 
 func (e *MissingTopicsError) Error() string {
-	return fmt.Sprintf("kafka: source topics do not exist: %s (create them first; Riffle creates only its internal topics)",
-		strings.Join(e.Topics, ", "))
+	kind := e.Kind
+	if kind == "" {
+		kind = "source"
+	}
+	return fmt.Sprintf("kafka: %s topics do not exist: %s (create them first; Riffle creates only its internal topics)",
+		kind, strings.Join(e.Topics, ", "))
 }
 
 // PartitionCounts returns the partition count of each topic. Topics that do not exist are

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -49,6 +50,26 @@ func (e *Engine) prepare(ctx context.Context) error {
 		counts, err = kafka.PartitionCounts(ctx, e.adm, plan.ExternalSourceTopics())
 		return err
 	})
+	var missing *kafka.MissingTopicsError
+	if errors.As(err, &missing) {
+		missing.Kind = "source"
+	}
+	if err != nil {
+		e.adm.Close()
+		return err
+	}
+	// Output topics must exist too: Riffle does not have the broker create them, and a record
+	// for a missing topic fails only after the client's metadata retries, seconds later.
+	// (The dead-letter topic is created below when a handler may use it.)
+	outputs := plan.ExternalSinkTopics()
+	var outCounts map[string]int32
+	err = kafka.RetryTransient(ctx, func() (err error) {
+		outCounts, err = kafka.PartitionCounts(ctx, e.adm, outputs)
+		return err
+	})
+	if errors.As(err, &missing) {
+		missing.Kind = "output"
+	}
 	if err != nil {
 		e.adm.Close()
 		return err
@@ -108,6 +129,9 @@ func (e *Engine) prepare(ctx context.Context) error {
 		}
 	}
 	e.partMu.Lock()
+	for t, n := range outCounts {
+		e.partCounts[t] = n
+	}
 	for t, n := range counts {
 		e.partCounts[t] = n
 	}
