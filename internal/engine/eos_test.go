@@ -125,23 +125,10 @@ func TestEndOutlivesTheRoundDeadline(t *testing.T) {
 		}
 	}
 
-	topo := topology.New()
-	src := topology.AddSource(topo, "in", []string{"end-in"}, serde.String(), serde.String())
-	topology.AddSink(topo, "out", "end-out", serde.String(), serde.String(), []topology.Node[string, string]{src})
-	plan, err := topo.Plan("end-app")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Config{AppID: "end-app", Brokers: brokers, Plan: plan, Guarantee: ExactlyOnce,
-		CommitInterval: 100 * time.Millisecond, StateDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := eosEngine(t, brokers, "end", topology.ResetEarliest, nil)
 	e.roundTimeout = roundTimeout
-	ctx, cancel := context.WithCancel(context.Background())
+	cancel, done := runEngine(e)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
 
 	// The outputs become readable (read_committed) once the slowed transaction has committed.
 	deadline := time.Now().Add(60 * time.Second)
@@ -155,7 +142,7 @@ func TestEndOutlivesTheRoundDeadline(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d outputs committed after 60s (EndTxn slowed: %v)", out, n, slowed.Load())
 		}
-		out = countCommitted(t, brokers, "end-out")
+		out = len(readCommitted(t, brokers, "end-out"))
 		if out < n {
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -172,29 +159,6 @@ func TestEndOutlivesTheRoundDeadline(t *testing.T) {
 	}
 	if m := e.Metrics(); m.TransactionsAborted != 0 {
 		t.Errorf("%d transactions aborted, want 0", m.TransactionsAborted)
-	}
-}
-
-// countCommitted reads a topic's committed records from the start and counts them, until a
-// poll finds nothing more for a second.
-func countCommitted(t *testing.T, brokers []string, topic string) int {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	n := 0
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		got := fs.NumRecords()
-		n += got
-		if got == 0 {
-			return n
-		}
 	}
 }
 
@@ -234,22 +198,9 @@ func TestRewindWithoutCommitUnderResetLatest(t *testing.T) {
 		return resp, nil, true
 	})
 
-	topo := topology.New()
-	src := topology.AddSource(topo, "in", []string{"rl-in"}, serde.String(), serde.String())
-	topology.AddSink(topo, "out", "rl-out", serde.String(), serde.String(), []topology.Node[string, string]{src})
-	plan, err := topo.Plan("rl-app")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Config{AppID: "rl-app", Brokers: brokers, Plan: plan, Guarantee: ExactlyOnce,
-		OffsetReset: topology.ResetLatest, CommitInterval: 100 * time.Millisecond, StateDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	e := eosEngine(t, brokers, "rl", topology.ResetLatest, nil)
+	cancel, done := runEngine(e)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("rl-in"))
 	if err != nil {
@@ -361,28 +312,13 @@ func TestSlowProcessingOutlastsTheRoundBound(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	topo := topology.New()
-	src := topology.AddSource(topo, "in", []string{"slow-in"}, serde.String(), serde.String())
-	slow := topology.AddProcessor(topo, "slow", topology.ProcessorFunc(
-		func(ctx topology.Context[string, string], r topology.Record[string, string]) error {
-			time.Sleep(5 * time.Millisecond)
-			return ctx.Forward(r)
-		}), src)
-	topology.AddSink(topo, "out", "slow-out", serde.String(), serde.String(), []topology.Node[string, string]{slow})
-	plan, err := topo.Plan("slow-app")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Config{AppID: "slow-app", Brokers: brokers, Plan: plan, Guarantee: ExactlyOnce,
-		CommitInterval: 100 * time.Millisecond, StateDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := eosEngine(t, brokers, "slow", topology.ResetEarliest, func(ctx topology.Context[string, string], r topology.Record[string, string]) error {
+		time.Sleep(5 * time.Millisecond)
+		return ctx.Forward(r)
+	})
 	e.roundTimeout = 300 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
+	cancel, done := runEngine(e)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
 
 	deadline := time.Now().Add(30 * time.Second)
 	for e.Metrics().RecordsProcessed < n {
@@ -407,4 +343,35 @@ func TestSlowProcessingOutlastsTheRoundBound(t *testing.T) {
 	if m := e.Metrics(); m.TransactionsAborted != 0 {
 		t.Errorf("%d transactions aborted, want 0", m.TransactionsAborted)
 	}
+}
+
+// eosEngine makes an exactly-once engine, app "<name>-app", copying topic "<name>-in" to
+// "<name>-out" through mid when it is not nil.
+func eosEngine(t *testing.T, brokers []string, name string, reset topology.OffsetReset,
+	mid func(ctx topology.Context[string, string], r topology.Record[string, string]) error) *Engine {
+	t.Helper()
+	topo := topology.New()
+	node := topology.AddSource(topo, "in", []string{name + "-in"}, serde.String(), serde.String())
+	if mid != nil {
+		node = topology.AddProcessor(topo, "mid", topology.ProcessorFunc(mid), node)
+	}
+	topology.AddSink(topo, "out", name+"-out", serde.String(), serde.String(), []topology.Node[string, string]{node})
+	plan, err := topo.Plan(name + "-app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{AppID: name + "-app", Brokers: brokers, Plan: plan, Guarantee: ExactlyOnce,
+		OffsetReset: reset, CommitInterval: 100 * time.Millisecond, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// runEngine runs e until cancel; done gets what Run returned.
+func runEngine(e *Engine) (cancel context.CancelFunc, done <-chan error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- e.Run(ctx) }()
+	return cancel, ch
 }
