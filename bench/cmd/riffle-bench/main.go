@@ -19,13 +19,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/rifflestream/riffle/bench/internal/benchenv"
 	"github.com/rifflestream/riffle/bench/workload"
 	"github.com/rifflestream/riffle/stream"
 )
@@ -54,21 +54,15 @@ func main() {
 	runtime.GOMAXPROCS(c.threads)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			log.Error("riffle-bench: starting the CPU profile", "err", err)
-			os.Exit(1)
-		}
-		defer f.Close()
-		defer pprof.StopCPUProfile()
+	stopProfile, err := benchenv.StartCPUProfile(*cpuProfile)
+	if err != nil {
+		log.Error("riffle-bench: starting the CPU profile", "err", err)
+		os.Exit(1)
 	}
+	defer stopProfile()
 	if err := run(ctx, log, c, w, g); err != nil {
 		log.Error("riffle-bench: stopped", "err", err)
-		pprof.StopCPUProfile()
+		stopProfile()
 		os.Exit(1)
 	}
 }
