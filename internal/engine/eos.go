@@ -263,6 +263,15 @@ func (e *Engine) commitTxn(ctx context.Context) error {
 	endCtx, cancelEnd := context.WithTimeout(e.produceCtx, endTxnTimeout)
 	committed, endErr := e.sess.End(endCtx, commit)
 	cancelEnd()
+	if endErr != nil && !isFenced(endErr) && kafka.Retriable(endErr) {
+		// A broker going away mid-End (a TxnOffsetCommit or EndTxn that could not reach it):
+		// franz-go then aborts or leaves the outcome to the broker. Either way treating the
+		// transaction as aborted is safe: the rewind reads the committed offsets with
+		// RequireStable (it sees a commit that did happen), and rebuilt tasks restore their
+		// changelogs read_committed from their checkpoints.
+		e.log.Warn("ending the transaction failed on a transient error; it counts as aborted and the tasks are rebuilt from committed state", "error", endErr)
+		committed, endErr = false, nil
+	}
 	if endErr == nil {
 		endErr = e.sess.Begin()
 	}

@@ -175,28 +175,7 @@ func TestRewindWithoutCommitUnderResetLatest(t *testing.T) {
 
 	// The first transaction with offsets in it fails to commit them, with an error franz-go's
 	// session answers by aborting the transaction.
-	var failed atomic.Bool
-	c.ControlKey(int16(kmsg.TxnOffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if failed.Load() {
-			return nil, nil, false
-		}
-		failed.Store(true)
-		r := req.(*kmsg.TxnOffsetCommitRequest)
-		resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
-		for _, rt := range r.Topics {
-			st := kmsg.NewTxnOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.UnknownServerError.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
+	failed := failFirstTxnOffsetCommit(c, kerr.UnknownServerError)
 
 	e := eosEngine(t, brokers, "rl", topology.ResetLatest, nil)
 	cancel, done := runEngine(e)
@@ -374,4 +353,90 @@ func runEngine(e *Engine) (cancel context.CancelFunc, done <-chan error) {
 	ch := make(chan error, 1)
 	go func() { ch <- e.Run(ctx) }()
 	return cancel, ch
+}
+
+// failFirstTxnOffsetCommit makes the cluster answer the first TxnOffsetCommit with code for every
+// partition; the returned flag is set once it has.
+func failFirstTxnOffsetCommit(c *kfake.Cluster, code *kerr.Error) *atomic.Bool {
+	var failed atomic.Bool
+	c.ControlKey(int16(kmsg.TxnOffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if failed.Load() {
+			return nil, nil, false
+		}
+		failed.Store(true)
+		r := req.(*kmsg.TxnOffsetCommitRequest)
+		resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewTxnOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = code.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	return &failed
+}
+
+// A transient error while ending a transaction (here a TxnOffsetCommit that timed out; in the
+// fault suite, a broker that went away mid-End) makes franz-go's End return the error. The
+// transaction counts as aborted: the tasks are rebuilt, the records processed again, and every
+// input is output exactly once. It used to stop the instance.
+func TestTransientEndErrorIsAnAbort(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "te-in", "te-out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("te-in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const n = 100
+	for i := 0; i < n; i++ {
+		cl.Produce(context.Background(), &kgo.Record{Value: []byte(strconv.Itoa(i))}, nil)
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	failed := failFirstTxnOffsetCommit(c, kerr.RequestTimedOut)
+	e := eosEngine(t, brokers, "te", topology.ResetEarliest, nil)
+	cancel, done := runEngine(e)
+	defer cancel()
+	deadline := time.Now().Add(30 * time.Second)
+	var got []*kgo.Record
+	for len(got) < n {
+		select {
+		case err := <-done:
+			t.Fatalf("the engine stopped: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d outputs committed after 30s", len(got), n)
+		}
+		time.Sleep(100 * time.Millisecond)
+		got = readCommitted(t, brokers, "te-out")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !failed.Load() || e.Metrics().TransactionsAborted == 0 {
+		t.Fatalf("no transaction aborted (TxnOffsetCommit failed: %v): the test did not test anything", failed.Load())
+	}
+	for i, r := range got {
+		if string(r.Value) != strconv.Itoa(i) {
+			t.Fatalf("output #%d is %s, want %d (lost or doubled records)", i, r.Value, i)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("%d outputs, want %d", len(got), n)
+	}
 }
