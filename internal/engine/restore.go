@@ -167,7 +167,7 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 	go func() {
 		defer close(writerOK)
 		for ch := range toWrite {
-			recs := ch.buf.recs
+			recs := ch.buf.entries()
 			if werr == nil {
 				if err := rs.Restore(recs, ch.next); err != nil {
 					werr = err
@@ -323,46 +323,69 @@ func (e *Engine) isolation() kgo.IsolationLevel {
 	return kgo.ReadUncommitted()
 }
 
-// restoreChunk is a chunk of changelog records being restored: recs, whose keys and values are
-// copied into arena one after the other as they are fetched. The copy frees the fetch (and the
-// client's pooled records) at once, and puts a chunk's bytes together in memory that holds no
-// pointers (nothing for the garbage collector to scan) and is reused from chunk to chunk.
+// restoreChunk is a chunk of changelog records being restored. Their keys and values are copied
+// into arena one after the other as they are fetched, and described by meta: offsets, not
+// slices, so that while a chunk fills (most of a restore's life) it holds no pointers for the
+// garbage collector to scan, and the arena can grow by reallocation. The copy frees the fetch
+// (and the client's pooled records) at once. The writer makes the entries (entries) just before
+// it applies the chunk. A chunk's memory is reused from chunk to chunk.
 type restoreChunk struct {
-	recs  []topology.ChangelogEntry
+	meta  []chunkRecord
 	arena []byte
-	size  int // bytes of keys and values in recs
+	size  int // bytes of keys and values in the chunk
+	recs  []topology.ChangelogEntry
 }
 
-// add appends a copy of rec; chunkBytes sizes the arena (a chunk holds about that many bytes).
+// chunkRecord is one record of a chunk: its key is arena[off:off+klen], then its value of vlen
+// bytes (-1: a tombstone).
+type chunkRecord struct {
+	ts         int64
+	off        int
+	klen, vlen int32
+}
+
+// add appends a copy of rec; chunkBytes sizes the chunk's first arena (a chunk holds about that
+// many bytes).
 func (c *restoreChunk) add(rec *kgo.Record, chunkBytes int) {
-	n := len(rec.Key) + len(rec.Value)
-	if len(c.arena)+n > cap(c.arena) {
-		// A new arena: the records already in the chunk keep the old one alive until the chunk
-		// is applied; the next chunk reuses this one.
-		c.arena = make([]byte, 0, max(chunkBytes+chunkBytes/8, n))
+	if c.arena == nil {
+		c.arena = make([]byte, 0, chunkBytes+chunkBytes/8)
 	}
-	if len(c.recs) == cap(c.recs) && len(c.recs) >= 1024 {
-		// Grow to what a whole chunk of records of this size holds, not by doubling: a chunk
-		// of small records is a large slice, copied at each doubling.
-		want := int(int64(chunkBytes)*int64(len(c.recs))/int64(max(c.size, 1))) + 1024
-		c.recs = slices.Grow(c.recs, max(want, 2*len(c.recs))-len(c.recs))
+	if len(c.meta) == cap(c.meta) && len(c.meta) >= 1024 {
+		// Grow to what a whole chunk of records of this size holds, not by doubling.
+		want := int(int64(chunkBytes)*int64(len(c.meta))/int64(max(c.size, 1))) + 1024
+		c.meta = slices.Grow(c.meta, max(want, 2*len(c.meta))-len(c.meta))
 	}
-	k := len(c.arena)
+	m := chunkRecord{ts: rec.Timestamp.UnixMilli(), off: len(c.arena), klen: int32(len(rec.Key)), vlen: -1}
 	c.arena = append(c.arena, rec.Key...)
-	v := len(c.arena)
-	e := topology.ChangelogEntry{Key: c.arena[k:v:v], Timestamp: rec.Timestamp.UnixMilli()}
 	if rec.Value != nil { // nil is a tombstone; an empty value stays an empty value
+		m.vlen = int32(len(rec.Value))
 		c.arena = append(c.arena, rec.Value...)
-		e.Value = c.arena[v:len(c.arena):len(c.arena)]
 	}
-	c.recs = append(c.recs, e)
-	c.size += n
+	c.meta = append(c.meta, m)
+	c.size += len(rec.Key) + len(rec.Value)
+}
+
+// entries returns the chunk's records, their keys and values in the arena.
+func (c *restoreChunk) entries() []topology.ChangelogEntry {
+	c.recs = slices.Grow(c.recs[:0], len(c.meta))[:len(c.meta)]
+	a := c.arena
+	for i, m := range c.meta {
+		k := m.off + int(m.klen)
+		e := topology.ChangelogEntry{Key: a[m.off:k:k], Timestamp: m.ts}
+		if m.vlen >= 0 {
+			v := k + int(m.vlen)
+			e.Value = a[k:v:v]
+		}
+		c.recs[i] = e
+	}
+	return c.recs
 }
 
 // reset empties c for the next chunk, keeping its memory.
 func (c *restoreChunk) reset() {
-	clear(c.recs) // drop the references to the old arena
+	clear(c.recs) // no pointers are left while the next chunk fills
 	c.recs = c.recs[:0]
+	c.meta = c.meta[:0]
 	c.arena = c.arena[:0]
 	c.size = 0
 }
