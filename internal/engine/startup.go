@@ -45,15 +45,7 @@ func (e *Engine) prepare(ctx context.Context) error {
 	e.adm = kadm.NewClient(cl)
 	plan := e.cfg.Plan
 
-	var counts map[string]int32
-	err = kafka.RetryTransient(ctx, func() (err error) {
-		counts, err = kafka.PartitionCounts(ctx, e.adm, plan.ExternalSourceTopics())
-		return err
-	})
-	var missing *kafka.MissingTopicsError
-	if errors.As(err, &missing) {
-		missing.Kind = "source"
-	}
+	counts, err := e.existingTopics(ctx, plan.ExternalSourceTopics(), "source")
 	if err != nil {
 		e.adm.Close()
 		return err
@@ -62,14 +54,7 @@ func (e *Engine) prepare(ctx context.Context) error {
 	// for a missing topic fails only after the client's metadata retries, seconds later.
 	// (The dead-letter topic is created below when a handler may use it.)
 	outputs := plan.ExternalSinkTopics()
-	var outCounts map[string]int32
-	err = kafka.RetryTransient(ctx, func() (err error) {
-		outCounts, err = kafka.PartitionCounts(ctx, e.adm, outputs)
-		return err
-	})
-	if errors.As(err, &missing) {
-		missing.Kind = "output"
-	}
+	outCounts, err := e.existingTopics(ctx, outputs, "output")
 	if err != nil {
 		e.adm.Close()
 		return err
@@ -141,6 +126,44 @@ func (e *Engine) prepare(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// missingTopicWait is how long start-up waits for a topic that is reported missing to appear. A
+// broker that is restarting can answer UNKNOWN_TOPIC_OR_PARTITION for a topic that exists (the
+// fault suite's broker bounces found it), so one answer is not enough to stop the app.
+const missingTopicWait = 10 * time.Second
+
+// existingTopics returns the partition counts of topics, retrying transient errors, and waiting
+// up to missingTopicWait for topics reported missing; then it fails with a *MissingTopicsError of
+// the kind given ("source", "output").
+func (e *Engine) existingTopics(ctx context.Context, topics []string, kind string) (map[string]int32, error) {
+	deadline := time.Now().Add(missingTopicWait)
+	logged := false
+	for {
+		var counts map[string]int32
+		err := kafka.RetryTransient(ctx, func() (err error) {
+			counts, err = kafka.PartitionCounts(ctx, e.adm, topics)
+			return err
+		})
+		var missing *kafka.MissingTopicsError
+		if !errors.As(err, &missing) {
+			return counts, err
+		}
+		missing.Kind = kind
+		if time.Now().After(deadline) {
+			return nil, err
+		}
+		if !logged {
+			e.log.Warn("waiting for topics reported missing (a broker may be restarting)", "kind", kind,
+				"topics", missing.Topics, "for", missingTopicWait)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // applySourceResets honours sources whose offset reset differs from the app's. Kafka clients
