@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/rifflestream/riffle/bench/internal/benchenv"
 	"github.com/rifflestream/riffle/internal/engine"
 	"github.com/rifflestream/riffle/serde"
 	"github.com/rifflestream/riffle/state"
@@ -131,7 +131,7 @@ func restoreOnce(ctx context.Context, e *env, profile string) (run, error) {
 	}
 	stopProfile := func() {}
 	if profile != "" {
-		if stopProfile, err = startProfile(profile); err != nil {
+		if stopProfile, err = benchenv.StartCPUProfile(profile); err != nil {
 			return run{}, err
 		}
 	}
@@ -237,7 +237,7 @@ func verify(ctx context.Context, e *env, stores []topology.Restorable) error {
 // restore's does.
 func bareOnce(ctx context.Context, e *env, profile string) (run, error) {
 	if profile != "" {
-		stop, err := startProfile(profile)
+		stop, err := benchenv.StartCPUProfile(profile)
 		if err != nil {
 			return run{}, err
 		}
@@ -294,18 +294,4 @@ func bareOnce(ctx context.Context, e *env, profile string) (run, error) {
 	}
 	r.Took, r.CPU = time.Since(t0), processCPU()-cpu0
 	return r, nil
-}
-
-// startProfile starts a CPU profile into path and returns its stop.
-func startProfile(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	var once sync.Once
-	return func() { once.Do(func() { pprof.StopCPUProfile(); f.Close() }) }, nil
 }

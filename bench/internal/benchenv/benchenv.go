@@ -20,6 +20,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // modulePath is the module whose root FindRoot looks for.
@@ -227,8 +228,8 @@ func DescribeVersions(root string) Versions {
 	return v
 }
 
-// StartCPUProfile starts a CPU profile (pprof) written to path; stop ends it and closes the file.
-// An empty path profiles nothing.
+// StartCPUProfile starts a CPU profile (pprof) written to path; stop ends it and closes the file
+// (calling it again does nothing). An empty path profiles nothing.
 func StartCPUProfile(path string) (stop func(), err error) {
 	if path == "" {
 		return func() {}, nil
@@ -241,8 +242,11 @@ func StartCPUProfile(path string) (stop func(), err error) {
 		f.Close()
 		return nil, err
 	}
+	var once sync.Once
 	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		})
 	}, nil
 }
