@@ -93,12 +93,7 @@ func TestPolledGaps(t *testing.T) {
 // slow coordinator) still commits: End is never cut short by the round's context, since a
 // canceled End leaves franz-go's transactional session unusable and the instance would stop.
 func TestEndOutlivesTheRoundDeadline(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "end-in", "end-out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := c.ListenAddrs()
+	c, brokers := fakeCluster(t, "end")
 
 	const roundTimeout, endTxnDelay = 2 * time.Second, 5 * time.Second
 	var slowed atomic.Bool
@@ -113,17 +108,8 @@ func TestEndOutlivesTheRoundDeadline(t *testing.T) {
 		return nil, nil, false
 	})
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	const n = 20
-	for i := 0; i < n; i++ {
-		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "end-in", Key: []byte("k"), Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	produceValues(t, brokers, "end-in", 0, n)
 
 	e := eosEngine(t, brokers, "end", topology.ResetEarliest, nil)
 	e.roundTimeout = roundTimeout
@@ -131,22 +117,7 @@ func TestEndOutlivesTheRoundDeadline(t *testing.T) {
 	defer cancel()
 
 	// The outputs become readable (read_committed) once the slowed transaction has committed.
-	deadline := time.Now().Add(60 * time.Second)
-	var out int
-	for out < n {
-		select {
-		case err := <-done:
-			t.Fatalf("the engine stopped while its transaction was ending slowly: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d outputs committed after 60s (EndTxn slowed: %v)", out, n, slowed.Load())
-		}
-		out = len(readCommitted(t, brokers, "end-out"))
-		if out < n {
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
+	out := len(waitCommitted(t, brokers, "end-out", done, 60*time.Second, func(got []*kgo.Record) bool { return len(got) >= n }))
 	if !slowed.Load() {
 		t.Fatal("no committing EndTxn was slowed: the test did not test anything")
 	}
@@ -166,12 +137,7 @@ func TestEndOutlivesTheRoundDeadline(t *testing.T) {
 // the partition back where the reset put it (the first record polled), not at the end as listed
 // at the time of the abort, which would skip every record of the aborted transaction.
 func TestRewindWithoutCommitUnderResetLatest(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "rl-in", "rl-out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := c.ListenAddrs()
+	c, brokers := fakeCluster(t, "rl")
 
 	// The first transaction with offsets in it fails to commit them, with an error franz-go's
 	// session answers by aborting the transaction.
@@ -181,17 +147,10 @@ func TestRewindWithoutCommitUnderResetLatest(t *testing.T) {
 	cancel, done := runEngine(e)
 	defer cancel()
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("rl-in"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	next := 0
 	produce := func() {
 		t.Helper()
-		if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: []byte(strconv.Itoa(next))}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		produceValues(t, brokers, "rl-in", next, 1)
 		next++
 	}
 	// Under ResetLatest, records written before the engine found its start are skipped, as
@@ -208,20 +167,12 @@ func TestRewindWithoutCommitUnderResetLatest(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		produce()
 	}
-	deadline = time.Now().Add(30 * time.Second)
+	last := strconv.Itoa(next - 1)
 	var got []string
-	for {
-		got = got[:0]
-		for _, r := range readCommitted(t, brokers, "rl-out") {
-			got = append(got, string(r.Value))
-		}
-		if len(got) > 0 && got[len(got)-1] == strconv.Itoa(next-1) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s the committed outputs are %v, want them to end with %d", got, next-1)
-		}
-		time.Sleep(100 * time.Millisecond)
+	for _, r := range waitCommitted(t, brokers, "rl-out", done, 30*time.Second, func(got []*kgo.Record) bool {
+		return len(got) > 0 && string(got[len(got)-1].Value) == last
+	}) {
+		got = append(got, string(r.Value))
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -243,6 +194,57 @@ func TestRewindWithoutCommitUnderResetLatest(t *testing.T) {
 	}
 	if len(got) != next-first {
 		t.Fatalf("%d outputs, want %d", len(got), next-first)
+	}
+}
+
+// fakeCluster starts a one-broker kfake cluster with one-partition topics "<name>-in" and
+// "<name>-out".
+func fakeCluster(t *testing.T, name string) (*kfake.Cluster, []string) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, name+"-in", name+"-out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, c.ListenAddrs()
+}
+
+// produceValues writes n records with the values from, from+1, ... (decimal, no key) to topic
+// and returns once they are acknowledged.
+func produceValues(t *testing.T, brokers []string, topic string, from, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := from; i < from+n; i++ {
+		cl.Produce(context.Background(), &kgo.Record{Value: []byte(strconv.Itoa(i))}, nil)
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitCommitted reads topic's committed records until enough says they are enough, and returns
+// them. It fails the test when the engine stops first (done) or within passes.
+func waitCommitted(t *testing.T, brokers []string, topic string, done <-chan error, within time.Duration, enough func([]*kgo.Record) bool) []*kgo.Record {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := readCommitted(t, brokers, topic)
+		if enough(got) {
+			return got
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the engine stopped with %d outputs committed: %v", len(got), err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d outputs committed to %s after %v, not enough: %v", len(got), topic, within, got)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -272,24 +274,9 @@ func readCommitted(t *testing.T, brokers []string, topic string) []*kgo.Record {
 // processing is not a failure: the round gives up only when no task makes progress, so here,
 // with a round bound of 300ms and 2s of work queued, the round waits and everything commits.
 func TestSlowProcessingOutlastsTheRoundBound(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "slow-in", "slow-out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := c.ListenAddrs()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("slow-in"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	_, brokers := fakeCluster(t, "slow")
 	const n = 400
-	for i := 0; i < n; i++ {
-		cl.Produce(context.Background(), &kgo.Record{Value: []byte(strconv.Itoa(i))}, nil)
-	}
-	if err := cl.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	produceValues(t, brokers, "slow-in", 0, n)
 
 	e := eosEngine(t, brokers, "slow", topology.ResetEarliest, func(ctx topology.Context[string, string], r topology.Record[string, string]) error {
 		time.Sleep(5 * time.Millisecond)
@@ -299,19 +286,7 @@ func TestSlowProcessingOutlastsTheRoundBound(t *testing.T) {
 	cancel, done := runEngine(e)
 	defer cancel()
 
-	deadline := time.Now().Add(30 * time.Second)
-	for e.Metrics().RecordsProcessed < n {
-		select {
-		case err := <-done:
-			t.Fatalf("the engine stopped with %d of %d records processed: %v", e.Metrics().RecordsProcessed, n, err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d processed after 30s", e.Metrics().RecordsProcessed, n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(500 * time.Millisecond) // a round or two more: the last records' transaction commits
+	waitCommitted(t, brokers, "slow-out", done, 30*time.Second, func(got []*kgo.Record) bool { return len(got) >= n })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
@@ -388,42 +363,14 @@ func failFirstTxnOffsetCommit(c *kfake.Cluster, code *kerr.Error) *atomic.Bool {
 // transaction counts as aborted: the tasks are rebuilt, the records processed again, and every
 // input is output exactly once. It used to stop the instance.
 func TestTransientEndErrorIsAnAbort(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "te-in", "te-out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := c.ListenAddrs()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("te-in"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	c, brokers := fakeCluster(t, "te")
 	const n = 100
-	for i := 0; i < n; i++ {
-		cl.Produce(context.Background(), &kgo.Record{Value: []byte(strconv.Itoa(i))}, nil)
-	}
-	if err := cl.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	produceValues(t, brokers, "te-in", 0, n)
 	failed := failFirstTxnOffsetCommit(c, kerr.RequestTimedOut)
 	e := eosEngine(t, brokers, "te", topology.ResetEarliest, nil)
 	cancel, done := runEngine(e)
 	defer cancel()
-	deadline := time.Now().Add(30 * time.Second)
-	var got []*kgo.Record
-	for len(got) < n {
-		select {
-		case err := <-done:
-			t.Fatalf("the engine stopped: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d outputs committed after 30s", len(got), n)
-		}
-		time.Sleep(100 * time.Millisecond)
-		got = readCommitted(t, brokers, "te-out")
-	}
+	waitCommitted(t, brokers, "te-out", done, 30*time.Second, func(got []*kgo.Record) bool { return len(got) >= n })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
@@ -431,6 +378,7 @@ func TestTransientEndErrorIsAnAbort(t *testing.T) {
 	if !failed.Load() || e.Metrics().TransactionsAborted == 0 {
 		t.Fatalf("no transaction aborted (TxnOffsetCommit failed: %v): the test did not test anything", failed.Load())
 	}
+	got := readCommitted(t, brokers, "te-out")
 	for i, r := range got {
 		if string(r.Value) != strconv.Itoa(i) {
 			t.Fatalf("output #%d is %s, want %d (lost or doubled records)", i, r.Value, i)
