@@ -34,18 +34,18 @@ type TopicSpec struct {
 // MissingTopicsError lists topics that do not exist.
 type MissingTopicsError struct {
 	Topics []string
-	// Kind is what the topics are to the app, for the message: "source" (when empty) or
-	// "output".
+	// Kind is what the topics are to the app, for the message ("source", "output"); empty when
+	// the caller did not say (PartitionCounts does not know).
 	Kind string
 }
 
 func (e *MissingTopicsError) Error() string {
-	kind := e.Kind
-	if kind == "" {
-		kind = "source"
+	what := "topics"
+	if e.Kind != "" {
+		what = e.Kind + " topics"
 	}
-	return fmt.Sprintf("kafka: %s topics do not exist: %s (create them first; Riffle creates only its internal topics)",
-		kind, strings.Join(e.Topics, ", "))
+	return fmt.Sprintf("kafka: %s do not exist: %s (create them first; Riffle creates only its internal topics)",
+		what, strings.Join(e.Topics, ", "))
 }
 
 // PartitionCounts returns the partition count of each topic. Topics that do not exist are
