@@ -89,7 +89,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&c.stateDir, "state-dir", "", "where restores make their Pebble DBs (default: the temp dir)")
 	fs.StringVar(&c.md, "md", "bench/RESTORE.md", "report to update (relative to the repository root; empty: none)")
 	fs.StringVar(&c.json, "json", "bench/results/restore.json", "raw figures (relative to the repository root; empty: none)")
-	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write CPU profiles of the first runs to <this>.restore.pprof and <this>.bare.pprof")
+	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write CPU profiles of the last runs to <this>.restore.pprof and <this>.bare.pprof")
 	fs.BoolVar(&c.verbose, "v", false, "log the restores")
 	fs.IntVar(&c.chunkBytes, "chunk-bytes", 0, "bytes the restore applies at once (0: the engine's default)")
 	fs.IntVar(&c.fetchBytes, "fetch-partition-bytes", 0, "the restore client's fetch.max.partition.bytes (0: the engine's default)")
@@ -174,7 +174,9 @@ func runBench(ctx context.Context, c config, args []string) (err error) {
 	}
 	for i := 0; i < c.reps; i++ {
 		prof := func(kind string) string {
-			if c.cpuprofile == "" || i != 0 {
+			// The last runs: the first ones share the machine with the broker's writeback of the
+			// freshly loaded topic.
+			if c.cpuprofile == "" || i != c.reps-1 {
 				return ""
 			}
 			return c.cpuprofile + "." + kind + ".pprof"
