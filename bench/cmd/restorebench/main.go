@@ -187,8 +187,8 @@ func runBench(ctx context.Context, c config, args []string) (err error) {
 				return fmt.Errorf("restore run %d: %w", i+1, err)
 			}
 			res.Restore.Runs = append(res.Restore.Runs, r)
-			fmt.Fprintf(os.Stderr, "run %d restore: %d records in %v (CPU %v): %.0f records/s (store closed in %v)\n",
-				i+1, r.Records, r.Took.Round(time.Millisecond), r.CPU.Round(time.Millisecond), r.recordsPerSec(), r.CloseTook.Round(time.Millisecond))
+			fmt.Fprintf(os.Stderr, "run %d restore: %d records in %v (CPU %v, GC %v in %d cycles): %.0f records/s (store closed in %v)\n",
+				i+1, r.Records, r.Took.Round(time.Millisecond), r.CPU.Round(time.Millisecond), r.GCCPU.Round(time.Millisecond), r.GCs, r.recordsPerSec(), r.CloseTook.Round(time.Millisecond))
 			return nil
 		}
 		measureBare := func() error {
@@ -200,7 +200,7 @@ func runBench(ctx context.Context, c config, args []string) (err error) {
 				return fmt.Errorf("bare run %d read %d records, want %d", i+1, r.Records, ld.Records)
 			}
 			res.Bare.Runs = append(res.Bare.Runs, r)
-			fmt.Fprintf(os.Stderr, "run %d bare:    %d records in %v (CPU %v): %.0f records/s\n", i+1, r.Records, r.Took.Round(time.Millisecond), r.CPU.Round(time.Millisecond), r.recordsPerSec())
+			fmt.Fprintf(os.Stderr, "run %d bare:    %d records in %v (CPU %v, GC %v in %d cycles): %.0f records/s\n", i+1, r.Records, r.Took.Round(time.Millisecond), r.CPU.Round(time.Millisecond), r.GCCPU.Round(time.Millisecond), r.GCs, r.recordsPerSec())
 			return nil
 		}
 		first, second := measureRestore, measureBare

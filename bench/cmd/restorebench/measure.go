@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/metrics"
 	"sync"
 	"syscall"
 	"time"
@@ -32,6 +33,26 @@ type run struct {
 	// CPU is the CPU time (user and system) this process used during Took: on a machine shared
 	// with the broker and other work it varies less than the wall time does.
 	CPU time.Duration `json:"cpu_ns"`
+	// GCs is how many garbage collections ended during Took, GCCPU the CPU time they took
+	// (runtime/metrics, an estimate; included in CPU).
+	GCs   uint64        `json:"gcs"`
+	GCCPU time.Duration `json:"gc_cpu_ns"`
+}
+
+// gcStats returns the garbage collections completed so far and the CPU time the runtime
+// estimates they took.
+func gcStats() (uint64, time.Duration) {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	var n uint64
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		n = s[0].Value.Uint64()
+	}
+	var cpu time.Duration
+	if s[1].Value.Kind() == metrics.KindFloat64 {
+		cpu = time.Duration(s[1].Value.Float64() * 1e9)
+	}
+	return n, cpu
 }
 
 // processCPU returns the CPU time (user and system) the process has used so far.
@@ -140,6 +161,7 @@ func restoreOnce(ctx context.Context, e *env, profile string) (run, error) {
 		restored = make([]int64, e.partitions)
 		errs     = make([]error, e.partitions)
 	)
+	gc0, gcCPU0 := gcStats()
 	t0, cpu0 := time.Now(), processCPU()
 	for p := range e.partitions {
 		wg.Add(1)
@@ -150,6 +172,7 @@ func restoreOnce(ctx context.Context, e *env, profile string) (run, error) {
 	}
 	wg.Wait()
 	took, cpu := time.Since(t0), processCPU()-cpu0
+	gc1, gcCPU1 := gcStats()
 	stopProfile()
 	if err := errors.Join(errs...); err != nil {
 		return run{}, err
@@ -171,7 +194,7 @@ func restoreOnce(ctx context.Context, e *env, profile string) (run, error) {
 	if err := m.Close(); err != nil {
 		return run{}, err
 	}
-	return run{Records: n, Bytes: n * int64(len(keyPrefix)+keyDigits+e.valueBytes), Took: took, CloseTook: time.Since(t1), CPU: cpu}, nil
+	return run{Records: n, Bytes: n * int64(len(keyPrefix)+keyDigits+e.valueBytes), Took: took, CloseTook: time.Since(t1), CPU: cpu, GCs: gc1 - gc0, GCCPU: gcCPU1 - gcCPU0}, nil
 }
 
 // verify checks that the store partitions hold exactly the changelog's keys, each in the
@@ -243,6 +266,7 @@ func bareOnce(ctx context.Context, e *env, profile string) (run, error) {
 		}
 		defer stop()
 	}
+	gc0, gcCPU0 := gcStats()
 	t0, cpu0 := time.Now(), processCPU()
 	end := make([]int64, e.partitions)
 	next := make([]int64, e.partitions)
@@ -293,5 +317,7 @@ func bareOnce(ctx context.Context, e *env, profile string) (run, error) {
 		})
 	}
 	r.Took, r.CPU = time.Since(t0), processCPU()-cpu0
+	gc1, gcCPU1 := gcStats()
+	r.GCs, r.GCCPU = gc1-gc0, gcCPU1-gcCPU0
 	return r, nil
 }

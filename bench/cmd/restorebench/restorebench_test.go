@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -87,5 +88,15 @@ func TestFlags(t *testing.T) {
 	c, err := parseFlags([]string{"-reps", "2"}, &bytes.Buffer{})
 	if err != nil || c.reps != 2 || c.keys != 1_000_000 || c.valueBytes != 100 || c.partitions != 4 {
 		t.Fatalf("parseFlags = %+v, %v", c, err)
+	}
+}
+
+// TestGCStats: a forced collection is counted, and the GC's CPU time does not go backwards.
+func TestGCStats(t *testing.T) {
+	n0, cpu0 := gcStats()
+	runtime.GC()
+	n1, cpu1 := gcStats()
+	if n1 < n0+1 || cpu1 < cpu0 {
+		t.Fatalf("gcStats: %d cycles, %v before a runtime.GC; %d, %v after", n0, cpu0, n1, cpu1)
 	}
 }
