@@ -116,3 +116,29 @@ func ExampleList() {
 	// 0000000001000000010000000200000001
 	// 2 1 true
 }
+
+// A serde for a fixed binary layout, written as an append-style encoder: Riffle's sinks then
+// encode each record into a buffer their task owns instead of allocating one slice per record.
+func ExampleNewAppending() {
+	type point struct{ X, Y int16 }
+	s := serde.NewAppending(
+		func(dst []byte, _ string, p point) ([]byte, error) {
+			return append(dst, byte(p.X>>8), byte(p.X), byte(p.Y>>8), byte(p.Y)), nil
+		},
+		func(_ string, data []byte) (point, error) {
+			if len(data) != 4 {
+				return point{}, &serde.Error{Serde: "point", Op: "deserialize", Reason: fmt.Sprintf("want 4 bytes, got %d", len(data))}
+			}
+			return point{int16(data[0])<<8 | int16(data[1]), int16(data[2])<<8 | int16(data[3])}, nil
+		}, 4)
+	b, _ := s.Serialize("points", point{1, -2})
+	fmt.Printf("%x\n", b)
+	buf, _ := s.(serde.Appender[point]).AppendSerialize(b, "points", point{3, 4})
+	fmt.Printf("%x\n", buf)
+	p, _ := s.Deserialize("points", buf[4:])
+	fmt.Println(p.X, p.Y)
+	// Output:
+	// 0001fffe
+	// 0001fffe00030004
+	// 3 4
+}

@@ -25,6 +25,10 @@ func (stringSerde) Serialize(_ string, v string) ([]byte, error) {
 	return []byte(v), nil
 }
 
+func (stringSerde) AppendSerialize(dst []byte, _ string, v string) ([]byte, error) {
+	return append(dst, v...), nil
+}
+
 func (stringSerde) Deserialize(_ string, data []byte) (string, error) { return string(data), nil }
 
 // Bytes returns the Serde of Kafka's ByteArraySerde: the bytes as they are.
@@ -55,8 +59,12 @@ func Int16() Serde[int16] { return int16Serde{} }
 
 type int16Serde struct{}
 
-func (int16Serde) Serialize(_ string, v int16) ([]byte, error) {
-	return binary.BigEndian.AppendUint16(make([]byte, 0, 2), uint16(v)), nil
+func (s int16Serde) Serialize(topic string, v int16) ([]byte, error) {
+	return s.AppendSerialize(make([]byte, 0, 2), topic, v)
+}
+
+func (int16Serde) AppendSerialize(dst []byte, _ string, v int16) ([]byte, error) {
+	return binary.BigEndian.AppendUint16(dst, uint16(v)), nil
 }
 
 func (int16Serde) Deserialize(_ string, data []byte) (int16, error) {
@@ -74,8 +82,12 @@ func Int32() Serde[int32] { return int32Serde{} }
 
 type int32Serde struct{}
 
-func (int32Serde) Serialize(_ string, v int32) ([]byte, error) {
-	return binary.BigEndian.AppendUint32(make([]byte, 0, 4), uint32(v)), nil
+func (s int32Serde) Serialize(topic string, v int32) ([]byte, error) {
+	return s.AppendSerialize(make([]byte, 0, 4), topic, v)
+}
+
+func (int32Serde) AppendSerialize(dst []byte, _ string, v int32) ([]byte, error) {
+	return binary.BigEndian.AppendUint32(dst, uint32(v)), nil
 }
 
 func (int32Serde) Deserialize(_ string, data []byte) (int32, error) {
@@ -93,8 +105,12 @@ func Int64() Serde[int64] { return int64Serde{} }
 
 type int64Serde struct{}
 
-func (int64Serde) Serialize(_ string, v int64) ([]byte, error) {
-	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(v)), nil
+func (s int64Serde) Serialize(topic string, v int64) ([]byte, error) {
+	return s.AppendSerialize(make([]byte, 0, 8), topic, v)
+}
+
+func (int64Serde) AppendSerialize(dst []byte, _ string, v int64) ([]byte, error) {
+	return binary.BigEndian.AppendUint64(dst, uint64(v)), nil
 }
 
 func (int64Serde) Deserialize(_ string, data []byte) (int64, error) {
@@ -113,8 +129,12 @@ func Float32() Serde[float32] { return float32Serde{} }
 
 type float32Serde struct{}
 
-func (float32Serde) Serialize(_ string, v float32) ([]byte, error) {
-	return binary.BigEndian.AppendUint32(make([]byte, 0, 4), math.Float32bits(v)), nil
+func (s float32Serde) Serialize(topic string, v float32) ([]byte, error) {
+	return s.AppendSerialize(make([]byte, 0, 4), topic, v)
+}
+
+func (float32Serde) AppendSerialize(dst []byte, _ string, v float32) ([]byte, error) {
+	return binary.BigEndian.AppendUint32(dst, math.Float32bits(v)), nil
 }
 
 func (float32Serde) Deserialize(_ string, data []byte) (float32, error) {
@@ -139,12 +159,16 @@ func Float64() Serde[float64] { return float64Serde{} }
 
 type float64Serde struct{}
 
-func (float64Serde) Serialize(_ string, v float64) ([]byte, error) {
+func (s float64Serde) Serialize(topic string, v float64) ([]byte, error) {
+	return s.AppendSerialize(make([]byte, 0, 8), topic, v)
+}
+
+func (float64Serde) AppendSerialize(dst []byte, _ string, v float64) ([]byte, error) {
 	bits := math.Float64bits(v)
 	if math.IsNaN(v) {
 		bits = canonicalNaN64
 	}
-	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), bits), nil
+	return binary.BigEndian.AppendUint64(dst, bits), nil
 }
 
 func (float64Serde) Deserialize(_ string, data []byte) (float64, error) {
@@ -167,6 +191,13 @@ func (boolSerde) Serialize(_ string, v bool) ([]byte, error) {
 		return []byte{1}, nil
 	}
 	return []byte{0}, nil
+}
+
+func (boolSerde) AppendSerialize(dst []byte, _ string, v bool) ([]byte, error) {
+	if v {
+		return append(dst, 1), nil
+	}
+	return append(dst, 0), nil
 }
 
 func (boolSerde) Deserialize(_ string, data []byte) (bool, error) {

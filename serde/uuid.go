@@ -24,16 +24,19 @@ type uuidSerde[U ~[16]byte] struct{}
 // uuidLen is the length of a UUID's canonical text.
 const uuidLen = 36
 
-func (uuidSerde[U]) Serialize(_ string, v U) ([]byte, error) {
+func (s uuidSerde[U]) Serialize(topic string, v U) ([]byte, error) {
+	return s.AppendSerialize(make([]byte, 0, uuidLen), topic, v)
+}
+
+func (uuidSerde[U]) AppendSerialize(dst []byte, _ string, v U) ([]byte, error) {
 	const digits = "0123456789abcdef"
-	out := make([]byte, 0, uuidLen)
 	for i, b := range [16]byte(v) {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
-			out = append(out, '-')
+			dst = append(dst, '-')
 		}
-		out = append(out, digits[b>>4], digits[b&0x0f])
+		dst = append(dst, digits[b>>4], digits[b&0x0f])
 	}
-	return out, nil
+	return dst, nil
 }
 
 func (uuidSerde[U]) Deserialize(_ string, data []byte) (U, error) {

@@ -241,6 +241,30 @@ type sinkNode[K, V any] struct {
 	key         serde.Serde[K]
 	value       serde.Serde[V]
 	partitioner Partitioner[K, V]
+	// keyApp and valueApp are key and value as serde.Appenders, when they are: the sink then
+	// encodes into the task's output buffer (see appendTo).
+	keyApp   serde.Appender[K]
+	valueApp serde.Appender[V]
+}
+
+func newSinkNode[K, V any](s *sinkNode[K, V]) *sinkNode[K, V] {
+	s.keyApp, _ = s.key.(serde.Appender[K])
+	s.valueApp, _ = s.value.(serde.Appender[V])
+	return s
+}
+
+func (s *sinkNode[K, V]) serializeKey(topic string, k K) ([]byte, error) {
+	if s.keyApp != nil {
+		return appendTo(s.task, s.keyApp, topic, k)
+	}
+	return s.key.Serialize(topic, k)
+}
+
+func (s *sinkNode[K, V]) serializeValue(topic string, v V) ([]byte, error) {
+	if s.valueApp != nil {
+		return appendTo(s.task, s.valueApp, topic, v)
+	}
+	return s.value.Serialize(topic, v)
 }
 
 func (s *sinkNode[K, V]) process(rec Record[K, V]) (err error) {
@@ -263,12 +287,12 @@ func (s *sinkNode[K, V]) process(rec Record[K, V]) (err error) {
 	}
 	out := OutRecord{Topic: topic, Partition: -1, Timestamp: rec.Timestamp, Headers: rec.Headers}
 	if !rec.KeyIsNull() {
-		if out.Key, err = s.key.Serialize(topic, rec.Key); err != nil {
+		if out.Key, err = s.serializeKey(topic, rec.Key); err != nil {
 			return s.task.fail(StageSerialize, s.name, fmt.Errorf("key for topic %q: %w", topic, err), false, "")
 		}
 	}
 	if !rec.ValueIsNull() {
-		if out.Value, err = s.value.Serialize(topic, rec.Value); err != nil {
+		if out.Value, err = s.serializeValue(topic, rec.Value); err != nil {
 			return s.task.fail(StageSerialize, s.name, fmt.Errorf("value for topic %q: %w", topic, err), false, "")
 		}
 	}

@@ -3,6 +3,7 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"github.com/rifflestream/riffle/serde"
 	"log/slog"
 	"math"
 	"runtime/debug"
@@ -155,6 +156,43 @@ type Task struct {
 	failed *RecordError
 
 	metrics TaskMetrics
+
+	// outBuf is where sinks append the keys and values that serde.Appender serdes encode: the
+	// unused tail of a chunk, see appendTo.
+	outBuf []byte
+}
+
+// outChunkBytes is the size of the chunks sinks cut encoded keys and values from. A chunk is
+// garbage once every record cut from it has been produced; a small one keeps little alive per task.
+const outChunkBytes = 64 << 10
+
+// outChunkMinFree is the free space below which a new chunk is started rather than appending to
+// the rest of the current one (an encoding that does not fit is moved by append: correct, but a
+// wasted copy).
+const outChunkMinFree = 512
+
+// appendTo encodes v with app into the task's output buffer and returns the encoding, which the
+// caller may keep: its bytes are never reused. An encoding that outgrew the free space was moved
+// by append to memory of its own and is returned as it is.
+func appendTo[T any](t *Task, app serde.Appender[T], topic string, v T) ([]byte, error) {
+	if cap(t.outBuf)-len(t.outBuf) < outChunkMinFree {
+		t.outBuf = make([]byte, 0, outChunkBytes)
+	}
+	free := t.outBuf[len(t.outBuf):]
+	out, err := app.AppendSerialize(free, topic, v)
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		// An appender returning nil for an empty dst would mean Kafka null, which an encoding
+		// cannot be: it is an empty value.
+		return []byte{}, nil
+	}
+	if len(out) <= cap(free) && (len(out) == 0 || &out[0] == &free[:1][0]) {
+		t.outBuf = t.outBuf[:len(t.outBuf)+len(out)]
+		return out[:len(out):len(out)], nil
+	}
+	return out, nil
 }
 
 // TaskMetrics count what a task did. Fields are safe to read from other goroutines.

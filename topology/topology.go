@@ -373,7 +373,7 @@ func addSink[K, V any](t *Topology, name, topic string, choose TopicChooser[K, V
 	}
 	def := &nodeDef{name: name, kind: sinkKind, topic: topic, topicExtractor: describe}
 	def.instantiate = func(task *Task, _ map[string]any) (any, error) {
-		return &sinkNode[K, V]{name: def.name, task: task, topic: topic, choose: choose, key: key, value: value, partitioner: part}, nil
+		return newSinkNode(&sinkNode[K, V]{name: def.name, task: task, topic: topic, choose: choose, key: key, value: value, partitioner: part}), nil
 	}
 	t.add(def, defs(parents))
 }
