@@ -164,11 +164,15 @@ func ReplicationFactor(n int16) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.replication = n })
 }
 
-// MaxBufferedRecordsPerPartition sets how many fetched records a partition may buffer before
-// fetching pauses for it (it resumes at half). Default 10,000. Kafka Streams'
-// buffered.records.per.partition, whose default is 1000; Riffle's is larger because one fetch
-// brings up to 1 MiB per partition (thousands of small records): a limit below a fetch paused
-// the partition on every fetch and left the task idle while the next one was on its way.
+// MaxBufferedRecordsPerPartition bounds the fetched records waiting for their tasks. Default
+// 10,000; Kafka Streams' buffered.records.per.partition (default 1000).
+//
+// In total, an instance holds at most half of n per assigned partition: while its tasks are
+// behind, it stops polling (and takes no more records than fit), and the client then keeps at
+// most one fetch per broker. A partition that holds n on its own (its task is behind the others,
+// or a poll brought mostly its records) has its fetching paused until it is down to half. Pausing
+// is the exception because the client drops what it had already fetched for a paused partition
+// and fetches it again later.
 func MaxBufferedRecordsPerPartition(n int) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.maxBuffered = n })
 }

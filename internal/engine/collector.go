@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -70,10 +71,10 @@ func (e *epoch) wait(ctx context.Context) (bool, error) {
 	return ok, nil
 }
 
-// outRec is one record in flight: the kgo.Record first, so the produce promise, which gets the
-// *kgo.Record back, can reach the rest without a map lookup or a second allocation.
-type outRec struct {
-	rec    kgo.Record
+// outMeta is what the produce promise needs to know of a record in flight. It travels as the
+// record's Context (it is a context.Context that is never done), so the promise, which gets only
+// the *kgo.Record back, reaches it without a map lookup.
+type outMeta struct {
 	ep     *epoch
 	r      *runner
 	origin topology.Origin
@@ -82,7 +83,12 @@ type outRec struct {
 	slot *atomic.Int64
 }
 
-func outRecOf(r *kgo.Record) *outRec { return (*outRec)(unsafe.Pointer(r)) }
+func (*outMeta) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*outMeta) Done() <-chan struct{}       { return nil }
+func (*outMeta) Err() error                  { return nil }
+func (*outMeta) Value(any) any               { return nil }
+
+func metaOf(r *kgo.Record) *outMeta { return r.Context.(*outMeta) }
 
 // topology.Header and kgo.RecordHeader have the same layout, so header slices convert without
 // copying; the check below fails to compile if either type changes shape.
@@ -103,16 +109,25 @@ type runnerCollector struct{ r *runner }
 
 func (c runnerCollector) Send(o topology.OutRecord) {
 	r := c.r
-	or := r.newOutRec()
-	or.ep, or.r, or.origin = r.epoch, r, r.origin
+	m := r.newMeta()
+	m.ep, m.r, m.origin = r.epoch, r, r.origin
 	if o.Changelog {
-		or.slot = r.changelogSlot(o.Topic)
+		m.slot = r.changelogSlot(o.Topic)
 	}
-	or.rec = kgo.Record{Topic: o.Topic, Partition: o.Partition, Key: o.Key, Value: o.Value,
-		Timestamp: o.Timestamp, Headers: toKgoHeaders(o.Headers), Context: context.Background()}
-	or.ep.add()
+	// The first record a task sends for an input record reuses the input's kgo.Record, which
+	// nothing reads once the record is being processed (as a bare consume-produce loop does):
+	// in-flight records were the engine's largest allocation per record.
+	rec := r.in
+	if rec != nil {
+		r.in = nil
+	} else {
+		rec = r.newRecord()
+	}
+	*rec = kgo.Record{Topic: o.Topic, Partition: o.Partition, Key: o.Key, Value: o.Value,
+		Timestamp: o.Timestamp, Headers: toKgoHeaders(o.Headers), Context: m}
+	m.ep.add()
 	r.produced++
-	r.e.cl.Produce(r.e.produceCtx, &or.rec, r.e.promise)
+	r.e.cl.Produce(r.e.produceCtx, rec, r.e.promise)
 }
 
 func (c runnerCollector) PartitionCount(topic string) (int32, error) {
@@ -121,54 +136,64 @@ func (c runnerCollector) PartitionCount(topic string) (int32, error) {
 
 // promise is called by the client for each produced record, on the client's goroutine.
 func (e *Engine) promise(rec *kgo.Record, err error) {
-	or := outRecOf(rec)
+	m := metaOf(rec)
 	if err != nil {
-		e.produceFailed(or, err)
-	} else if or.slot != nil {
+		e.produceFailed(rec, m, err)
+	} else if m.slot != nil {
 		for next := rec.Offset + 1; ; {
-			cur := or.slot.Load()
-			if cur >= next || or.slot.CompareAndSwap(cur, next) {
+			cur := m.slot.Load()
+			if cur >= next || m.slot.CompareAndSwap(cur, next) {
 				break
 			}
 		}
 	}
-	or.ep.release()
+	m.ep.release()
 }
 
-// outSlabSize is how many outRecs a runner allocates at once.
+// outSlabSize is how many outMetas, or kgo.Records, a runner allocates at once.
 const outSlabSize = 256
 
-// newOutRec cuts a zeroed outRec from the runner's slab. Records in flight are the engine's
-// largest per-record allocation. Cut one after the other from memory the runner's goroutine just
-// zeroed, they are written where the cache is warm; pooled records, freed by the client's promise
-// goroutine on another core, cost a cache miss each on their first write (measured: a pool was
-// slower). A slab is garbage once every record cut from it is acknowledged.
-func (r *runner) newOutRec() *outRec {
-	if len(r.outSlab) == 0 {
-		r.outSlab = make([]outRec, outSlabSize)
+// newMeta cuts a zeroed outMeta from the runner's slab, and newRecord a kgo.Record, for a record
+// sent while no input record's can be reused (a second output of one input, a punctuation, a
+// store flush). Cut one after the other from memory the runner's goroutine just zeroed, they are
+// written where the cache is warm; pooled ones, freed by the client's promise goroutine on
+// another core, cost a cache miss each on their first write (measured: a pool was slower). A
+// slab is garbage once every record cut from it is acknowledged.
+func (r *runner) newMeta() *outMeta {
+	if len(r.metaSlab) == 0 {
+		r.metaSlab = make([]outMeta, outSlabSize)
 	}
-	or := &r.outSlab[0]
-	r.outSlab = r.outSlab[1:]
-	return or
+	m := &r.metaSlab[0]
+	r.metaSlab = r.metaSlab[1:]
+	return m
+}
+
+func (r *runner) newRecord() *kgo.Record {
+	if len(r.recSlab) == 0 {
+		r.recSlab = make([]kgo.Record, outSlabSize)
+	}
+	rec := &r.recSlab[0]
+	r.recSlab = r.recSlab[1:]
+	return rec
 }
 
 // produceFailed applies the production error handler to a record Kafka did not take. It runs on
 // the producer's goroutine, so the handler must be safe for that.
-func (e *Engine) produceFailed(or *outRec, err error) {
-	re := &topology.RecordError{Stage: topology.StageProduce, Origin: or.origin,
-		Err: fmt.Errorf("producing to topic %q: %w", or.rec.Topic, err)}
-	if or.r != nil {
-		re.Task = or.r.id
+func (e *Engine) produceFailed(rec *kgo.Record, m *outMeta, err error) {
+	re := &topology.RecordError{Stage: topology.StageProduce, Origin: m.origin,
+		Err: fmt.Errorf("producing to topic %q: %w", rec.Topic, err)}
+	if m.r != nil {
+		re.Task = m.r.id
 	}
 	if errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, context.Canceled) {
 		// Shutting down hard: the record is not acknowledged, so the offsets are not committed.
-		or.ep.failed.Store(true)
+		m.ep.failed.Store(true)
 		return
 	}
 	if errors.Is(err, kgo.ErrAborting) {
 		// Exactly-once: the transaction it belonged to is being aborted; the record goes with
 		// it, and its input is processed again.
-		or.ep.failed.Store(true)
+		m.ep.failed.Store(true)
 		return
 	}
 	action := topology.ActionFail
@@ -181,15 +206,15 @@ func (e *Engine) produceFailed(or *outRec, err error) {
 	switch action {
 	case topology.ActionSkip, topology.ActionDeadLetter:
 		e.skippedProduce.Add(1)
-		e.log.Warn("skipped a record Kafka did not take", "action", action.String(), "topic", or.rec.Topic,
+		e.log.Warn("skipped a record Kafka did not take", "action", action.String(), "topic", rec.Topic,
 			"task", re.Task.String(), "source_topic", re.Origin.Topic, "source_partition", re.Origin.Partition,
 			"source_offset", re.Origin.Offset, "error", err)
 		if action == topology.ActionDeadLetter {
-			dl := &outRec{ep: or.ep, r: or.r, origin: or.origin}
-			dl.rec = kgo.Record{Topic: e.cfg.Handlers.DeadLetterTopic, Partition: -1, Key: or.rec.Key, Value: or.rec.Value,
-				Timestamp: or.rec.Timestamp, Context: context.Background(),
-				Headers: toKgoHeaders(topology.DeadLetterHeaders(fromKgoHeaders(or.rec.Headers), re))}
-			dl.ep.add()
+			dm := &outMeta{ep: m.ep, r: m.r, origin: m.origin}
+			dl := &kgo.Record{Topic: e.cfg.Handlers.DeadLetterTopic, Partition: -1, Key: rec.Key, Value: rec.Value,
+				Timestamp: rec.Timestamp, Context: dm,
+				Headers: toKgoHeaders(topology.DeadLetterHeaders(fromKgoHeaders(rec.Headers), re))}
+			dm.ep.add()
 			e.deadLettered.Add(1)
 			// Not from here directly: this runs inside a promise, and franz-go says a Produce
 			// from a promise can deadlock the client when its buffer is full (the promise
@@ -197,23 +222,23 @@ func (e *Engine) produceFailed(or *outRec, err error) {
 			e.bg.Add(1)
 			go func() {
 				defer e.bg.Done()
-				e.cl.Produce(e.produceCtx, &dl.rec, e.deadLetterPromise)
+				e.cl.Produce(e.produceCtx, dl, e.deadLetterPromise)
 			}()
 		}
 	default:
-		or.ep.failed.Store(true)
+		m.ep.failed.Store(true)
 		e.fail(re)
 	}
 }
 
 // deadLetterPromise acknowledges a dead-lettered record; failing to dead-letter is fatal.
 func (e *Engine) deadLetterPromise(rec *kgo.Record, err error) {
-	or := outRecOf(rec)
+	m := metaOf(rec)
 	if err != nil {
-		or.ep.failed.Store(true)
+		m.ep.failed.Store(true)
 		e.fail(fmt.Errorf("engine: writing to dead-letter topic %q: %w", rec.Topic, err))
 	}
-	or.ep.release()
+	m.ep.release()
 }
 
 // partitioner sends a record to the partition set on it (by a topology partitioner), keyed records

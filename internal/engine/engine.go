@@ -52,7 +52,8 @@ type Config struct {
 	// otherwise.
 	OffsetReset topology.OffsetReset
 	// MaxBufferedPerPartition is how many fetched records a partition may hold before fetching
-	// pauses for it (Kafka Streams' buffered.records.per.partition).
+	// pauses for it (Kafka Streams' buffered.records.per.partition); in total, the poll loop holds
+	// at most half of it per assigned partition (see waitForRoom).
 	MaxBufferedPerPartition int
 	// ReplicationFactor of the internal topics the app creates; -1 for the broker's default.
 	ReplicationFactor int16
@@ -125,6 +126,12 @@ type Engine struct {
 	pollPaused chan struct{} // closed by the poll loop once paused
 	pollCancel context.CancelFunc
 	pollExited bool // the poll loop has returned: nothing to pause
+	// buffered counts the fetched records waiting in every task queue; the poll loop does not
+	// poll while it is at the limit (see waitForRoom), and room is signalled when a task takes
+	// records under it.
+	buffered    atomic.Int64
+	bufferLimit atomic.Int64
+	room        chan struct{}
 	// polled counts the records fetched since the last exactly-once round; txnForce asks the
 	// next round to end the transaction even when nothing was polled or produced (a revocation).
 	polled   atomic.Int64
@@ -213,7 +220,8 @@ type Metrics struct {
 	RecordsRestored int64
 	// TransactionsAborted counts aborted transactions (exactly-once).
 	TransactionsAborted int64
-	// BufferedRecords is the number of fetched records waiting in task queues now, and
+	// BufferedRecords is the number of fetched records waiting in task queues now (at most half
+	// of MaxBufferedPerPartition per assigned partition), and
 	// PausedPartitions the number of partitions whose fetching is paused because their task is
 	// behind (backpressure).
 	BufferedRecords  int
@@ -289,6 +297,7 @@ func New(cfg Config) (*Engine, error) {
 		byPartition: map[topicPartition]*runner{},
 		firstPolled: map[topicPartition]int64{},
 		commitNow:   make(chan struct{}, 1),
+		room:        make(chan struct{}, 1),
 		clientSet:   make(chan struct{}),
 		partCounts:  map[string]int32{},
 		failed:      make(chan struct{}),
@@ -522,7 +531,20 @@ func (e *Engine) pollLoop(ctx context.Context) {
 		pctx, cancel := context.WithCancel(ctx)
 		e.pollCancel = cancel
 		e.pollMu.Unlock()
-		fs := e.cl.PollFetches(pctx)
+		if !e.waitForRoom(pctx) {
+			// A pause was asked (or the engine is stopping) while the tasks were full.
+			e.pollMu.Lock()
+			e.pollCancel = nil
+			e.pollMu.Unlock()
+			cancel()
+			if ctx.Err() != nil {
+				e.cl.AllowRebalance()
+				return
+			}
+			continue
+		}
+		// At most what fits: the client keeps the rest buffered for the next poll.
+		fs := e.cl.PollRecords(pctx, int(max(1, e.bufferLimit.Load()-e.buffered.Load())))
 		e.pollMu.Lock()
 		e.pollCancel = nil
 		e.pollMu.Unlock()
@@ -542,6 +564,9 @@ func (e *Engine) pollLoop(ctx context.Context) {
 			e.log.Warn("fetch error (retried)", "topic", topic, "partition", p, "error", err)
 		})
 		e.mu.Lock()
+		// Half of each partition's buffer, across the partitions assigned: while every task is
+		// behind, polling stops before any partition reaches its own limit and is paused.
+		e.bufferLimit.Store(int64(max(1, len(e.byPartition)*e.cfg.MaxBufferedPerPartition/2)))
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
 			if len(p.Records) == 0 {
 				return
@@ -557,6 +582,36 @@ func (e *Engine) pollLoop(ctx context.Context) {
 		})
 		e.mu.Unlock()
 		e.cl.AllowRebalance()
+	}
+}
+
+// waitForRoom blocks while the task queues hold their share of fetched records: the poll loop's
+// backpressure. Not polling leaves at most one fetch per broker buffered in the client, which
+// is kept; pausing partitions instead makes the client drop the data it had already fetched for
+// them (to fetch it again on resume), so pausing is left to a partition far behind the others.
+// It returns false if ctx ends first.
+func (e *Engine) waitForRoom(ctx context.Context) bool {
+	for e.buffered.Load() >= e.bufferLimit.Load() && e.bufferLimit.Load() > 0 {
+		select {
+		case <-e.room:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return ctx.Err() == nil
+}
+
+// took records that n records left the task queues (processed or dropped), and wakes the poll
+// loop when that makes room.
+func (e *Engine) took(n int) {
+	if n == 0 {
+		return
+	}
+	if e.buffered.Add(-int64(n)) < e.bufferLimit.Load() {
+		select {
+		case e.room <- struct{}{}:
+		default:
+		}
 	}
 }
 

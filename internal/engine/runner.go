@@ -38,7 +38,11 @@ type runner struct {
 	// produced counts the records sent since the engine's counter was last updated: the engine's
 	// counters are shared by every runner, so they are added to once per batch, not per record.
 	produced int64
-	outSlab  []outRec // see newOutRec
+	metaSlab []outMeta    // see newMeta
+	recSlab  []kgo.Record // see newRecord
+	// in is the input record being processed, until its kgo.Record is reused for the first
+	// record sent because of it (see runnerCollector.Send).
+	in *kgo.Record
 	// inBatch counts the records of the current batch processed so far: the progress a commit
 	// round watches for (Engine.progress) while the engine's counter is only added to per batch.
 	// The runner alone writes it, so the atomic stays in this core's cache.
@@ -181,6 +185,7 @@ func (r *runner) enqueue(topic string, recs []*kgo.Record) {
 		q.recs, q.head = q.recs[:0], 0
 	}
 	q.recs = append(q.recs, recs...)
+	r.e.buffered.Add(int64(len(recs)))
 	if !q.paused && q.len() >= r.e.cfg.MaxBufferedPerPartition {
 		q.paused = true
 		r.e.cl.PauseFetchPartitions(map[string][]int32{q.topic: {q.partition}})
@@ -223,6 +228,7 @@ func (r *runner) take(max int) {
 			best.head++
 		}
 	}
+	r.e.took(len(r.batch))
 	for _, q := range r.queues {
 		if q.paused && q.len() <= r.e.cfg.MaxBufferedPerPartition/2 {
 			q.paused = false
@@ -256,6 +262,7 @@ func (r *runner) release() {
 			resume[q.topic] = append(resume[q.topic], q.partition)
 			q.paused, q.held = false, false
 		}
+		r.e.took(q.len())
 		q.recs, q.head = nil, 0
 	}
 	if len(resume) > 0 {
@@ -423,12 +430,15 @@ func (r *runner) process(rec *kgo.Record) error {
 	r.raw = topology.RawRecord{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
 		Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Headers: fromKgoHeaders(rec.Headers)}
 	r.origin = topology.Origin{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
+	next, leaderEpoch := rec.Offset+1, rec.LeaderEpoch
+	// From here on rec may become an output record: read nothing more from it.
+	r.in = rec
 	err := r.task.Process(&r.raw)
-	r.raw = topology.RawRecord{}
+	r.raw, r.in = topology.RawRecord{}, nil
 	if err != nil {
 		return err
 	}
-	q.next, q.leaderEpoch = rec.Offset+1, rec.LeaderEpoch
+	q.next, q.leaderEpoch = next, leaderEpoch
 	return nil
 }
 
