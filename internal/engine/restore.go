@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -146,10 +147,16 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 	defer cl.Close()
 
 	// Fetching and writing overlap: this goroutine fills a chunk while a writer goroutine applies
-	// the previous one. There are two chunk buffers, so at most one chunk waits for the writer
-	// and fetching pauses while it does. The writer applies chunks one at a time in changelog
-	// order, each with the checkpoint after its last record (atomically: Restorable.Restore), so
-	// the store is at one of its checkpoints whenever a restore stops, even by a failure.
+	// the previous one. There are up to two chunk buffers, so at most one chunk waits for the
+	// writer and fetching pauses while it does; the second buffer is made only while fewer
+	// restores run than the process has CPUs (activeRestores): with as many restores as CPUs,
+	// the others keep the CPUs busy while one writes, and a second buffer per restore (a chunk's
+	// worth of memory, allocated, cleared and collected each time) measured more CPU, not less.
+	// The writer applies chunks one at a time in changelog order, each with the checkpoint after
+	// its last record (atomically: Restorable.Restore), so the store is at one of its
+	// checkpoints whenever a restore stops, even by a failure.
+	activeRestores.Add(1)
+	defer activeRestores.Add(-1)
 	type chunk struct {
 		buf  *restoreChunk
 		next int64
@@ -163,7 +170,7 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 		restored atomic.Int64
 	)
 	free <- new(restoreChunk)
-	free <- new(restoreChunk)
+	buffers := 1
 	go func() {
 		defer close(writerOK)
 		for ch := range toWrite {
@@ -193,6 +200,15 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 		lastLog = time.Now()
 	)
 	take := func() error { // the next free buffer, once the writer gave one back
+		if buffers < 2 && int(activeRestores.Load()) < runtime.GOMAXPROCS(0) {
+			select {
+			case cur = <-free:
+			default:
+				cur = new(restoreChunk)
+				buffers++
+			}
+			return nil
+		}
 		select {
 		case cur = <-free:
 			return nil
@@ -389,6 +405,9 @@ func (c *restoreChunk) reset() {
 	c.arena = c.arena[:0]
 	c.size = 0
 }
+
+// activeRestores counts the restores running in the process (ChangelogRestorer.Restore).
+var activeRestores atomic.Int32
 
 // restoreRecordPool recycles the client's decoded records (kgo.WithPools): a restore copies what
 // it keeps of each record, so the records of one fetch are reused for the next rather than

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -103,30 +104,38 @@ func TestChangelogRestorerChunks(t *testing.T) {
 		end = o.Offset
 		return 0, o.Offset, o.Err
 	}
-	f := &fakeRestorable{}
-	cr := &ChangelogRestorer{Brokers: c.ListenAddrs(), Isolation: kgo.ReadCommitted(), Bounds: bounds, ChunkBytes: 4 << 10, FetchPartitionBytes: 64 << 10}
-	n, err := cr.Restore(ctx, f, "rs-changelog", 0, "0_0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n != int64(len(want)) || len(f.recs) != len(want) {
-		t.Fatalf("restored %d (reported %d) records, want %d", len(f.recs), n, len(want))
-	}
-	for i, w := range want {
-		g := f.recs[i]
-		if !bytes.Equal(g.Key, w.Key) || !bytes.Equal(g.Value, w.Value) || (g.Value == nil) != (w.Value == nil) || g.Timestamp != w.Timestamp {
-			t.Fatalf("record %d: %q=%q (nil %v) @%d, want %q=%q (nil %v) @%d", i, g.Key, g.Value, g.Value == nil, g.Timestamp, w.Key, w.Value, w.Value == nil, w.Timestamp)
-		}
-	}
-	if len(f.chunks) < 10 {
-		t.Fatalf("%d chunks: the chunk size did not split the restore", len(f.chunks))
-	}
-	for i := 1; i < len(f.chunks); i++ {
-		if f.chunks[i] <= f.chunks[i-1] {
-			t.Fatalf("checkpoints %v do not increase", f.chunks)
-		}
-	}
-	if last := f.chunks[len(f.chunks)-1]; last != end {
-		t.Fatalf("last checkpoint %d, want the end %d", last, end)
+	// Alone, a restore overlaps fetching with writing (two chunk buffers); with as many restores
+	// as CPUs running, it fills one buffer and waits for its write (activeRestores).
+	for _, others := range []int32{0, int32(runtime.GOMAXPROCS(0))} {
+		t.Run(fmt.Sprintf("others=%d", others), func(t *testing.T) {
+			activeRestores.Add(others)
+			defer activeRestores.Add(-others)
+			f := &fakeRestorable{}
+			cr := &ChangelogRestorer{Brokers: c.ListenAddrs(), Isolation: kgo.ReadCommitted(), Bounds: bounds, ChunkBytes: 4 << 10, FetchPartitionBytes: 64 << 10}
+			n, err := cr.Restore(ctx, f, "rs-changelog", 0, "0_0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != int64(len(want)) || len(f.recs) != len(want) {
+				t.Fatalf("restored %d (reported %d) records, want %d", len(f.recs), n, len(want))
+			}
+			for i, w := range want {
+				g := f.recs[i]
+				if !bytes.Equal(g.Key, w.Key) || !bytes.Equal(g.Value, w.Value) || (g.Value == nil) != (w.Value == nil) || g.Timestamp != w.Timestamp {
+					t.Fatalf("record %d: %q=%q (nil %v) @%d, want %q=%q (nil %v) @%d", i, g.Key, g.Value, g.Value == nil, g.Timestamp, w.Key, w.Value, w.Value == nil, w.Timestamp)
+				}
+			}
+			if len(f.chunks) < 10 {
+				t.Fatalf("%d chunks: the chunk size did not split the restore", len(f.chunks))
+			}
+			for i := 1; i < len(f.chunks); i++ {
+				if f.chunks[i] <= f.chunks[i-1] {
+					t.Fatalf("checkpoints %v do not increase", f.chunks)
+				}
+			}
+			if last := f.chunks[len(f.chunks)-1]; last != end {
+				t.Fatalf("last checkpoint %d, want the end %d", last, end)
+			}
+		})
 	}
 }
