@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/rifflestream/riffle/bench/internal/benchenv"
 	"github.com/rifflestream/riffle/bench/internal/load"
 	"github.com/rifflestream/riffle/bench/workload"
 )
@@ -31,7 +32,7 @@ func (e *env) drainRun(ctx context.Context, s system, w workload.Name, rep int) 
 		name += fmt.Sprintf("-r%d", rep)
 	}
 	r := &runResult{System: s.name, Workload: string(w), Phase: "drain", Rep: rep, Input: e.input, Output: name + "-out",
-		Events: e.cfg.n, FirstOutputSeconds: -1, LoadAverage: loadAverage()}
+		Events: e.cfg.n, FirstOutputSeconds: -1, LoadAverage: benchenv.LoadAverage()}
 	e.log.Info("drain run", "system", s.name, "workload", w, "rep", rep, "events", e.cfg.n)
 	defer e.cleanUp(r.Output, name)
 

@@ -61,7 +61,7 @@ func run(ctx context.Context, log *slog.Logger, cfg config) (*report, error) {
 	}
 	rep := &report{
 		Generated: time.Now().UTC(),
-		Machine:   describeMachine(),
+		Machine:   benchenv.DescribeMachine(),
 		Versions:  describeVersions(root, e.java),
 	}
 	e.runID = "bench-" + rep.Generated.Format("20060102-150405")

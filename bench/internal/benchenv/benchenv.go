@@ -157,6 +157,20 @@ func DescribeMachine() Machine {
 	return m
 }
 
+// LoadAverage is the 1-minute load average (/proc/loadavg), 0 when unknown.
+func LoadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
 // memTotalGiB returns MemTotal of a /proc/meminfo text in GiB with one decimal.
 func memTotalGiB(meminfo string) string {
 	for _, line := range strings.Split(meminfo, "\n") {
@@ -195,7 +209,11 @@ func PomKafkaVersion(path string) string {
 // DescribeVersions returns the Go runtime's version, java's (from `java -version`, java being
 // $JAVA or the one on PATH), the broker's (tools/kafka/pom.xml under root) and the franz-go and
 // Pebble versions this binary was built with.
-func DescribeVersions(root string) Versions {
+func DescribeVersions(root string) Versions { return DescribeVersionsJava(root, "") }
+
+// DescribeVersionsJava is DescribeVersions with the java command given ("" for $JAVA, else the
+// one on PATH).
+func DescribeVersionsJava(root, java string) Versions {
 	v := Versions{
 		Go:          runtime.Version(),
 		Java:        "unknown",
@@ -203,7 +221,9 @@ func DescribeVersions(root string) Versions {
 		FranzGo:     "unknown",
 		Pebble:      "unknown",
 	}
-	java := os.Getenv("JAVA")
+	if java == "" {
+		java = os.Getenv("JAVA")
+	}
 	if java == "" {
 		java = "java"
 	}
