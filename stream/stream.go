@@ -126,12 +126,11 @@ func (s Stream[K, V]) filter(op, prefix string, pred func(K, V) bool, not bool, 
 		s.b.errorf(op, name, "the predicate is nil")
 		return Stream[K, V]{b: s.b}
 	}
-	return s.process(name, func(ctx topology.Context[K, V], r Record[K, V]) error {
-		if pred(r.Key, r.Value) != not {
-			return ctx.Forward(r)
-		}
-		return nil
-	})
+	keep := pred
+	if not {
+		keep = func(k K, v V) bool { return !pred(k, v) }
+	}
+	return s.derive(topology.AddFilter(s.b.topo, name, keep, s.node))
 }
 
 // Peek calls f for each record and passes the record on unchanged.
@@ -243,14 +242,7 @@ func MapValuesWithKey[K, V, V2 any](s Stream[K, V], f func(key K, value V) (V2, 
 		s.b.errorf("MapValues", name, "the function is nil")
 		return Stream[K, V2]{b: s.b}
 	}
-	node := topology.AddProcessor(s.b.topo, name, topology.ProcessorFunc(
-		func(ctx topology.Context[K, V2], r Record[K, V]) error {
-			v, err := f(r.Key, r.Value)
-			if err != nil {
-				return err
-			}
-			return ctx.Forward(topology.DeriveValue(r, v))
-		}), s.node)
+	node := topology.AddMapValues(s.b.topo, name, f, s.node)
 	vs, _ := typedOption[serde.Serde[V2]](s.b, "MapValues", name, "the value serde", o.valueSerde)
 	return Stream[K, V2]{b: s.b, node: node, key: s.key, value: carry(s.value, vs), keyChanged: s.keyChanged}
 }

@@ -51,3 +51,28 @@ func ExamplePlan_NewTask() {
 	// Output:
 	// 0_0 -> out k=v
 }
+
+// Stateless filter and value mapping nodes: the same as ProcessorFuncs that forward, for less.
+func ExampleAddMapValues() {
+	t := topology.New()
+	src := topology.AddSource(t, "orders", []string{"orders"}, serde.String(), serde.Int64())
+	big := topology.AddFilter(t, "big", func(_ string, cents int64) bool { return cents >= 1000 }, src)
+	euros := topology.AddMapValues(t, "in-euros", func(_ string, cents int64) (string, error) {
+		return fmt.Sprintf("%d.%02d EUR", cents*908/1000/100, cents*908/1000%100), nil
+	}, big)
+	topology.AddSink(t, "out", "big-orders", serde.String(), serde.String(), []topology.Node[string, string]{euros})
+	plan, _ := t.Plan("my-app")
+	rec := &recorder{}
+	task, _ := plan.NewTask(topology.TaskID{}, topology.TaskConfig{Collector: rec})
+	_ = task.Init()
+	for i, cents := range []int64{250, 1500, 99999} {
+		v, _ := serde.Int64().Serialize("orders", cents)
+		_ = task.Process(&topology.RawRecord{Topic: "orders", Offset: int64(i), Key: []byte("o"), Value: v, Timestamp: time.UnixMilli(1)})
+	}
+	for _, o := range rec.out {
+		fmt.Printf("%s=%s\n", o.Key, o.Value)
+	}
+	// Output:
+	// o=13.62 EUR
+	// o=907.99 EUR
+}

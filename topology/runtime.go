@@ -12,8 +12,11 @@ import (
 )
 
 // receiver is a runtime node that takes Record[K, V]: a processor or a sink.
+//
+// The record is the caller's and valid only during the call: a receiver that keeps it copies it.
+// Passing it by pointer saves a copy of the record per node and per call.
 type receiver[K, V any] interface {
-	process(rec Record[K, V]) error
+	process(rec *Record[K, V]) error
 }
 
 // rawReceiver is a source node's runtime.
@@ -37,6 +40,9 @@ type sourceNode[K, V any] struct {
 	extractor TimestampExtractor[K, V]
 	children  []receiver[K, V]
 	partTime  map[string]int64 // per topic: the largest timestamp extracted (for extractors)
+	// rec is the record being forwarded (see receiver): a field, so that passing its address
+	// to the children does not move it to the heap.
+	rec Record[K, V]
 
 	keyNullAware, valueNullAware bool
 }
@@ -52,7 +58,8 @@ func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
 			err = s.task.fail(StageDeserialize, s.name, fmt.Errorf("%v", r), true, string(debug.Stack()))
 		}
 	}()
-	rec := Record[K, V]{Timestamp: raw.Timestamp, Headers: raw.Headers,
+	rec := &s.rec
+	*rec = Record[K, V]{Timestamp: raw.Timestamp, Headers: raw.Headers,
 		Origin: Origin{Topic: raw.Topic, Partition: raw.Partition, Offset: raw.Offset}}
 	// Kafka null is "no value" (the zero value, flagged), except for a serde that gives null a
 	// value of its own (serde.NullAware, e.g. serde.Nullable): it decodes null like any bytes.
@@ -114,13 +121,13 @@ type processorNode[KIn, VIn, KOut, VOut any] struct {
 	ctx  *nodeContext[KOut, VOut]
 }
 
-func (n *processorNode[KIn, VIn, KOut, VOut]) process(rec Record[KIn, VIn]) (err error) {
+func (n *processorNode[KIn, VIn, KOut, VOut]) process(rec *Record[KIn, VIn]) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = n.task.fail(StageProcess, n.name, fmt.Errorf("%v", r), true, string(debug.Stack()))
 		}
 	}()
-	if err := n.proc.Process(rec); err != nil {
+	if err := n.proc.Process(*rec); err != nil {
 		if isFatal(err) {
 			return err // a descendant's failure, already handled
 		}
@@ -161,6 +168,8 @@ type nodeContext[K, V any] struct {
 	children   []receiver[K, V]
 	childNames []string
 	log        *slog.Logger
+	// fwd is the record being forwarded (see receiver and sourceNode.rec).
+	fwd Record[K, V]
 }
 
 func (c *nodeContext[K, V]) AppID() string        { return c.task.plan.AppID }
@@ -209,8 +218,9 @@ func (c *nodeContext[K, V]) Forward(rec Record[K, V]) error {
 		c.task.currentTS = rec.Timestamp.UnixMilli()
 		defer func() { c.task.currentTS = prev }()
 	}
+	c.fwd = rec
 	for _, ch := range c.children {
-		if err := ch.process(rec); err != nil {
+		if err := ch.process(&c.fwd); err != nil {
 			return err
 		}
 	}
@@ -225,7 +235,8 @@ func (c *nodeContext[K, V]) ForwardTo(child string, rec Record[K, V]) error {
 	}
 	for i, name := range c.childNames {
 		if name == child {
-			return c.children[i].process(rec)
+			c.fwd = rec
+			return c.children[i].process(&c.fwd)
 		}
 	}
 	return fmt.Errorf("topology: processor %q has no child %q (children: %v)", c.node, child, c.childNames)
@@ -267,7 +278,7 @@ func (s *sinkNode[K, V]) serializeValue(topic string, v V) ([]byte, error) {
 	return s.value.Serialize(topic, v)
 }
 
-func (s *sinkNode[K, V]) process(rec Record[K, V]) (err error) {
+func (s *sinkNode[K, V]) process(rec *Record[K, V]) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = s.task.fail(StageSerialize, s.name, fmt.Errorf("%v", r), true, string(debug.Stack()))
@@ -278,7 +289,7 @@ func (s *sinkNode[K, V]) process(rec Record[K, V]) (err error) {
 		if s.choose == nil {
 			topic = s.task.plan.RealTopic(s.topic)
 			s.realTopic = topic
-		} else if topic, err = s.choose(rec); err != nil || topic == "" {
+		} else if topic, err = s.choose(*rec); err != nil || topic == "" {
 			if err == nil {
 				err = errors.New("the topic chooser returned an empty topic")
 			}
@@ -308,5 +319,59 @@ func (s *sinkNode[K, V]) process(rec Record[K, V]) (err error) {
 		out.Partition = p
 	}
 	s.task.collector.Send(out)
+	return nil
+}
+
+// filterNode is a stateless filter (AddFilter): the record goes on to the children, or not,
+// without the copies into a Processor and through its Context that a ProcessorFunc costs.
+type filterNode[K, V any] struct {
+	name     string
+	task     *Task
+	keep     func(K, V) bool
+	children []receiver[K, V]
+}
+
+func (n *filterNode[K, V]) process(rec *Record[K, V]) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = n.task.fail(StageProcess, n.name, fmt.Errorf("%v", r), true, string(debug.Stack()))
+		}
+	}()
+	if !n.keep(rec.Key, rec.Value) {
+		return nil
+	}
+	for _, c := range n.children {
+		if err := c.process(rec); err != nil {
+			return err // a descendant's failure, already handled
+		}
+	}
+	return nil
+}
+
+// mapValuesNode is a stateless value mapping (AddMapValues), see filterNode.
+type mapValuesNode[K, V, V2 any] struct {
+	name     string
+	task     *Task
+	f        func(K, V) (V2, error)
+	children []receiver[K, V2]
+	out      Record[K, V2] // the record forwarded (see sourceNode.rec)
+}
+
+func (n *mapValuesNode[K, V, V2]) process(rec *Record[K, V]) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = n.task.fail(StageProcess, n.name, fmt.Errorf("%v", r), true, string(debug.Stack()))
+		}
+	}()
+	v, err := n.f(rec.Key, rec.Value)
+	if err != nil {
+		return n.task.fail(StageProcess, n.name, err, false, "")
+	}
+	n.out = DeriveValue(*rec, v)
+	for _, c := range n.children {
+		if err := c.process(&n.out); err != nil {
+			return err
+		}
+	}
 	return nil
 }

@@ -303,7 +303,9 @@ func (p *Plan) NewTask(id TaskID, cfg TaskConfig) (*Task, error) {
 				t.sources[p.RealTopic(topic)] = r.(rawReceiver)
 			}
 		case processorKind:
-			t.procs = append(t.procs, r.(lifecycle))
+			if l, ok := r.(lifecycle); ok { // stateless nodes (AddFilter, ...) have none
+				t.procs = append(t.procs, l)
+			}
 		}
 	}
 	for i, j := 0, len(t.procs)-1; i < j; i, j = i+1, j-1 {

@@ -309,6 +309,52 @@ func AddProcessor[KIn, VIn, KOut, VOut any](t *Topology, name string, supplier S
 	return Node[KOut, VOut]{def: def}
 }
 
+// AddFilter adds a stateless processor that forwards the records for which keep returns true and
+// drops the others. It is what AddProcessor with a filtering ProcessorFunc does, for less: no
+// Processor, no Context, and the record is not copied on its way through. A panic in keep is a
+// processing error of the node, like a Processor's.
+func AddFilter[K, V any](t *Topology, name string, keep func(key K, value V) bool, parents ...Node[K, V]) Node[K, V] {
+	if keep == nil {
+		t.AddError(fmt.Errorf("topology: filter %q has no predicate", name))
+		return Node[K, V]{}
+	}
+	def := &nodeDef{name: name, kind: processorKind}
+	def.instantiate = func(task *Task, built map[string]any) (any, error) {
+		children, err := childReceivers[K, V](def, built)
+		if err != nil {
+			return nil, err
+		}
+		return &filterNode[K, V]{name: def.name, task: task, keep: keep, children: children}, nil
+	}
+	if t.add(def, defs(parents)) == nil {
+		return Node[K, V]{}
+	}
+	return Node[K, V]{def: def}
+}
+
+// AddMapValues adds a stateless processor that forwards each record with its value replaced by
+// f(key, value), keeping its key (and the key's nullness), timestamp, headers and origin: what
+// DeriveValue in a ProcessorFunc does, without a Processor and the copies (see AddFilter). An
+// error from f, or a panic, is a processing error of the node.
+func AddMapValues[K, V, V2 any](t *Topology, name string, f func(key K, value V) (V2, error), parents ...Node[K, V]) Node[K, V2] {
+	if f == nil {
+		t.AddError(fmt.Errorf("topology: mapValues %q has no function", name))
+		return Node[K, V2]{}
+	}
+	def := &nodeDef{name: name, kind: processorKind}
+	def.instantiate = func(task *Task, built map[string]any) (any, error) {
+		children, err := childReceivers[K, V2](def, built)
+		if err != nil {
+			return nil, err
+		}
+		return &mapValuesNode[K, V, V2]{name: def.name, task: task, f: f, children: children}, nil
+	}
+	if t.add(def, defs(parents)) == nil {
+		return Node[K, V2]{}
+	}
+	return Node[K, V2]{def: def}
+}
+
 // SinkOption configures a sink node.
 type SinkOption interface{ applySink(*sinkConfig) }
 

@@ -1,0 +1,82 @@
+package topology_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rifflestream/riffle/serde"
+	"github.com/rifflestream/riffle/topology"
+)
+
+// AddFilter and AddMapValues: what they forward, and their errors and panics reported like a
+// Processor's (stage, node, input coordinates) and skipped by a Skip handler.
+func TestStatelessNodes(t *testing.T) {
+	topo := topology.New()
+	src := topology.AddSource(topo, "src", []string{"in"}, serde.String(), serde.String())
+	kept := topology.AddFilter(topo, "keep", func(_, v string) bool {
+		if v == "boom" {
+			panic("filter exploded")
+		}
+		return !strings.HasPrefix(v, "drop")
+	}, src)
+	upper := topology.AddMapValues(topo, "upper", func(k, v string) (string, error) {
+		if v == "bad" {
+			return "", errors.New("cannot map bad")
+		}
+		return k + ":" + strings.ToUpper(v), nil
+	}, kept)
+	topology.AddSink(topo, "sink", "out", serde.String(), serde.String(), []topology.Node[string, string]{upper})
+	plan, err := topo.Plan("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	var handled []*topology.RecordError
+	skip := func(re *topology.RecordError) topology.Action {
+		handled = append(handled, re)
+		return topology.ActionSkip
+	}
+	task, err := plan.NewTask(topology.TaskID{}, topology.TaskConfig{Collector: rec, Handlers: topology.ErrorHandlers{Processing: skip}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Init(); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range []string{"a", "drop-me", "bad", "boom", "b"} {
+		key := []byte("k")
+		if v == "b" {
+			key = nil // a null key stays null through the map
+		}
+		raw := &topology.RawRecord{Topic: "in", Offset: int64(i), Key: key, Value: []byte(v), Timestamp: time.UnixMilli(int64(100 + i)),
+			Headers: topology.Headers{{Key: "h", Value: []byte(v)}}}
+		if err := task.Process(raw); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if got := rec.values(); strings.Join(got, ",") != "k:A,:B" {
+		t.Fatalf("forwarded %q, want [k:A :B]", got)
+	}
+	if rec.out[1].Key != nil || rec.out[0].Timestamp.UnixMilli() != 100 || string(rec.out[0].Headers[0].Value) != "a" {
+		t.Fatalf("outputs lost a null key, the timestamp or headers: %+v", rec.out)
+	}
+	if len(handled) != 2 {
+		t.Fatalf("%d handled errors, want 2 (the map's error, the filter's panic)", len(handled))
+	}
+	if e := handled[0]; e.Stage != topology.StageProcess || e.Node != "upper" || e.Origin.Offset != 2 || !strings.Contains(e.Error(), "cannot map bad") {
+		t.Fatalf("map error reported as %v (stage %s, node %s, offset %d)", e, e.Stage, e.Node, e.Origin.Offset)
+	}
+	if e := handled[1]; e.Stage != topology.StageProcess || e.Node != "keep" || e.Origin.Offset != 3 || !strings.Contains(e.Error(), "filter exploded") {
+		t.Fatalf("filter panic reported as %v (stage %s, node %s, offset %d)", e, e.Stage, e.Node, e.Origin.Offset)
+	}
+	// Declaration errors name the node.
+	bad := topology.New()
+	s := topology.AddSource(bad, "s", []string{"in"}, serde.String(), serde.String())
+	topology.AddFilter[string, string](bad, "nil-filter", nil, s)
+	topology.AddMapValues[string, string, int](bad, "nil-map", nil, s)
+	if _, err := bad.Plan("app"); err == nil || !strings.Contains(err.Error(), "nil-filter") || !strings.Contains(err.Error(), "nil-map") {
+		t.Fatalf("Plan error %v, want both nil functions named", err)
+	}
+}
