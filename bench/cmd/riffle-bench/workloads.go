@@ -22,8 +22,11 @@ func build(w workload.Name, input, output string) (*stream.Builder, error) {
 			To(output, serde.Bytes(), bidSerde)
 	case workload.Q2:
 		selected := raw(b, input).Filter(func(_, v []byte) bool {
+			if !nexmark.IsBid(v) {
+				return false // before BidFields, which makes an error for every other event
+			}
 			auction, _, _, err := nexmark.BidFields(v)
-			return err == nil && nexmark.IsBid(v) && workload.Q2Keeps(auction)
+			return err == nil && workload.Q2Keeps(auction)
 		})
 		stream.MapValues(selected, auctionPrice).To(output, serde.Bytes(), serde.Bytes())
 	case workload.Count:
