@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,29 @@ import (
 	"github.com/rifflestream/riffle/internal/kafkatest"
 )
 
-func TestMain(m *testing.M) { os.Exit(kafkatest.Main(m)) }
+func TestMain(m *testing.M) {
+	if v := os.Getenv("BENCHRUN_TEST_ALLOC_MIB"); v != "" {
+		os.Exit(allocAndLinger(v)) // TestChildPeakRSS's child
+	}
+	os.Exit(kafkatest.Main(m))
+}
+
+// allocAndLinger touches mib MiB, then lives long enough for the runner to sample it.
+func allocAndLinger(mib string) int {
+	n, err := strconv.Atoi(mib)
+	if err != nil {
+		return 2
+	}
+	b := make([]byte, n<<20)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	time.Sleep(3 * hwmEvery)
+	if n > 0 && b[n<<20-1] != byte(n<<20-1) {
+		return 1
+	}
+	return 0
+}
 
 // TestSmoke runs the smoke benchmark (make bench-smoke) against a real broker: Riffle, the bare loop and
 // Kafka Streams on q0 and count, plus a short latency run on q0. It checks the harness end to end:
@@ -268,6 +291,48 @@ func TestProcCPU(t *testing.T) {
 	}
 }
 
+// TestChildPeakRSS: a child's peak RSS is its own, not the runner's (ru_maxrss of a child the
+// runner vforks starts at the runner's RSS), and a child that allocates shows it.
+func TestChildPeakRSS(t *testing.T) {
+	if os.Getenv("BENCHRUN_TEST_ALLOC_MIB") != "" {
+		return // the child's side is in TestMain
+	}
+	ballast := make([]byte, 256<<20) // the runner's RSS, 256 MiB above the child's
+	for i := range ballast {
+		ballast[i] = 1
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak := func(allocMiB int) int64 {
+		t.Helper()
+		t.Setenv("BENCHRUN_TEST_ALLOC_MIB", strconv.Itoa(allocMiB))
+		ch, err := startChild([]string{self, "-test.run=^TestChildPeakRSS$"}, filepath.Join(t.TempDir(), "child.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-ch.done
+		ch.stop(time.Second)
+		if ch.waitErr != nil {
+			t.Fatalf("child: %v (%s)", ch.waitErr, ch.exitStatus())
+		}
+		_, rss, err := ch.usage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rss >> 20
+	}
+	small, big := peak(0), peak(200)
+	if small >= 128 {
+		t.Errorf("a child allocating nothing peaked at %d MiB: the runner's 256 MiB counted", small)
+	}
+	if big < small+180 || big >= small+256 {
+		t.Errorf("a child allocating 200 MiB peaked at %d MiB, one allocating nothing at %d MiB", big, small)
+	}
+	ballast[len(ballast)-1] = 2 // kept alive to here
+}
+
 func TestThousands(t *testing.T) {
 	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -45000: "-45,000"} {
 		if got := thousands(n); got != want {
@@ -284,12 +349,19 @@ func TestRenderMarkdown(t *testing.T) {
 	}
 	rep := &report{
 		Generated: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC),
-		Params:    params{Events: 1_000_000, Partitions: 4, Workloads: []string{"q0", "count"}},
+		Params:    params{Events: 1_000_000, Partitions: 4, Workloads: []string{"q0", "q1", "count"}, Reps: 3},
 		Systems:   []systemInfo{{Name: refRiffle}, {Name: refBare}, {Name: refKafkaStreams}},
 		Runs: []*runResult{
 			drain(refRiffle, "q0", 450_000, 50, statusOK),
 			drain(refBare, "q0", 500_000, 40, statusOK),
 			drain(refKafkaStreams, "q0", 100_000, 400, statusOK),
+			// Repetitions: the median of the clean runs counts, the last run does not win.
+			drain(refRiffle, "q1", 100_000, 50, statusOK),
+			drain(refBare, "q1", 250_000, 40, statusOK),
+			drain(refRiffle, "q1", 300_000, 50, statusOK),
+			drain(refBare, "q1", 260_000, 40, statusOK),
+			drain(refRiffle, "q1", 200_000, 50, statusOK),
+			drain(refBare, "q1", 900_000, 40, statusFailed),
 			drain(refRiffle, "count", 250_000, 90, statusOK),
 			drain(refKafkaStreams, "count", 100_000, 400, statusWrong),
 		},
@@ -299,6 +371,8 @@ func TestRenderMarkdown(t *testing.T) {
 		"| q0 | 450,000 (×4.50 KS · ×0.90 bare) | 500,000 (×5.00 KS) | 100,000 (×0.20 bare) |",
 		"| count | 250,000 | – | *wrong* |",
 		"| q0 | throughput ≥ 0.9× bare | ×0.90 | yes |",
+		"| q1 | 200,000 (×0.78 bare) | 255,000 [1 of 3 runs failed] | – |",
+		"| q1 | throughput ≥ 0.9× bare | ×0.78 | **no** |",
 		"| count | throughput ≥ 2× KS | not measured | – |",
 	} {
 		if !strings.Contains(md, want) {

@@ -14,7 +14,7 @@ import (
 )
 
 // writeChart draws results.png: one panel per headline figure, a group of bars per workload and a
-// bar per system. Runs that failed or were wrong have no bar.
+// bar per system (the median of its repetitions). Runs that failed or were wrong have no bar.
 func writeChart(path string, rep *report) error {
 	run := runIndex(rep)
 	systems := ranSystems(rep)
@@ -45,11 +45,9 @@ func writeChart(path string, rep *report) error {
 			for j, s := range systems {
 				vals := make(plotter.Values, len(pn.workloads))
 				for k, w := range pn.workloads {
-					if r, ok := run[runKey{s, w, pn.m.phase}]; ok && r.Status == statusOK {
-						if v, ok := pn.m.value(r); ok {
-							vals[k] = v * pn.scale
-							top = max(top, vals[k])
-						}
+					if v, ok := run[runKey{s, w, pn.m.phase}].value(pn.m); ok {
+						vals[k] = v * pn.scale
+						top = max(top, vals[k])
 					}
 				}
 				bars, err := plotter.NewBarChart(vals, width)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -20,6 +21,7 @@ type child struct {
 	started time.Time
 	done    chan struct{} // closed once the process has exited and been reaped
 	waitErr error         // set before done is closed
+	hwm     atomic.Int64  // the largest VmHWM sampled, bytes
 }
 
 // startChild starts argv in its own process group, with stdout and stderr in logPath.
@@ -42,7 +44,53 @@ func startChild(argv []string, logPath string) (*child, error) {
 		c.waitErr = cmd.Wait()
 		close(c.done)
 	}()
+	go c.sampleHWM()
 	return c, nil
+}
+
+// hwmEvery is how often a child's VmHWM is sampled. VmHWM is a high-water mark, so a sample
+// misses only what the process adds after the last one (its shutdown).
+const hwmEvery = 50 * time.Millisecond
+
+// sampleHWM records the child's VmHWM until it exits. The rusage wait4 returns cannot serve:
+// Linux starts the peak RSS of an exec'd child at the RSS of the address space it replaced, and
+// Go starts children with vfork (the runner's own address space), so ru_maxrss never reads
+// below the runner's RSS (the runner holding N events' expectations: ~130 MiB at 2M events).
+func (c *child) sampleHWM() {
+	tick := time.NewTicker(hwmEvery)
+	defer tick.Stop()
+	for {
+		if v, err := procHWM(c.pid()); err == nil && v > c.hwm.Load() {
+			c.hwm.Store(v)
+		}
+		select {
+		case <-c.done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// procHWM returns the peak resident set size (VmHWM) of a running process, in bytes.
+func procHWM(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v) // "<n> kB"
+			if len(f) != 2 || f[1] != "kB" {
+				break
+			}
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil {
+				break
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("benchrun: no VmHWM in /proc/%d/status", pid)
 }
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
@@ -82,9 +130,9 @@ func (c *child) exitStatus() string {
 	return c.cmd.ProcessState.String()
 }
 
-// usage returns the CPU time (user + system) and the peak resident set size of the exited
-// process, from the rusage wait4 returned for it: the JVM itself for Kafka Streams, since the
-// runner starts java directly.
+// usage returns the CPU time (user + system) of the exited process, from the rusage wait4
+// returned for it, and its peak resident set size as sampled while it ran (see sampleHWM): the
+// JVM itself for Kafka Streams, since the runner starts java directly.
 func (c *child) usage() (cpu time.Duration, maxRSS int64, err error) {
 	st := c.cmd.ProcessState
 	if st == nil {
@@ -95,7 +143,7 @@ func (c *child) usage() (cpu time.Duration, maxRSS int64, err error) {
 		return 0, 0, errors.New("benchrun: no rusage for the process")
 	}
 	cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	return cpu, ru.Maxrss * 1024, nil // Linux reports ru_maxrss in KiB
+	return cpu, c.hwm.Load(), nil // 0 when never sampled
 }
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on every Linux configuration

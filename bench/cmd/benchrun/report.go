@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -90,8 +91,9 @@ func renderMarkdown(rep *report) string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# Riffle benchmark results\n\n")
-	p("Written by `bench/cmd/benchrun` (`make bench`) on %s. Every figure below comes from one run,\n", rep.Generated.Format("2006-01-02 15:04 MST"))
-	p("whose raw measurements are in `results/<system>-<workload>-<phase>.json` (the list is\n")
+	p("Written by `bench/cmd/benchrun` (`make bench`) on %s. Every figure below is the median over\n", rep.Generated.Format("2006-01-02 15:04 MST"))
+	p("the repetitions of a run (%d, `-reps`; a ratio is of two medians), whose raw measurements are in\n", max(rep.Params.Reps, 1))
+	p("`results/<system>-<workload>-<phase>[-r<rep>].json` (the list is\n")
 	p("`results/benchmark.json`); the chart is `results.png`. How each figure is measured is in\n")
 	p("`README.md`, what each workload computes in `WORKLOADS.md`.\n\n")
 
@@ -176,12 +178,38 @@ func anyValue(rep *report, m metric) bool {
 
 type runKey struct{ system, workload, phase string }
 
-func runIndex(rep *report) map[runKey]*runResult {
-	m := map[runKey]*runResult{}
+// runSet is the repetitions of one system's runs of one workload and phase, in run order.
+type runSet []*runResult
+
+func runIndex(rep *report) map[runKey]runSet {
+	m := map[runKey]runSet{}
 	for _, r := range rep.Runs {
-		m[runKey{r.System, r.Workload, r.Phase}] = r
+		k := runKey{r.System, r.Workload, r.Phase}
+		m[k] = append(m[k], r)
 	}
 	return m
+}
+
+// ok returns the runs that ended cleanly.
+func (s runSet) ok() runSet {
+	var out runSet
+	for _, r := range s {
+		if r.Status == statusOK {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// value returns the median of m over the set's clean runs that have it.
+func (s runSet) value(m metric) (float64, bool) {
+	var xs []float64
+	for _, r := range s.ok() {
+		if v, ok := m.value(r); ok {
+			xs = append(xs, v)
+		}
+	}
+	return median(xs), len(xs) > 0
 }
 
 func ranSystems(rep *report) []string {
@@ -194,7 +222,7 @@ func ranSystems(rep *report) []string {
 	return out
 }
 
-func renderTable(b *strings.Builder, workloads, systems []string, run map[runKey]*runResult, m metric) {
+func renderTable(b *strings.Builder, workloads, systems []string, run map[runKey]runSet, m metric) {
 	fmt.Fprintf(b, "| workload | %s |\n|---|%s\n", strings.Join(systems, " | "), strings.Repeat("---|", len(systems)))
 	for _, w := range workloads {
 		if m.only != nil && !m.only(workload.Name(w)) {
@@ -203,39 +231,44 @@ func renderTable(b *strings.Builder, workloads, systems []string, run map[runKey
 		cells := make([]string, len(systems))
 		valued := false // some cell of the row has a figure
 		for i, s := range systems {
-			r, ok := run[runKey{s, w, m.phase}]
+			rs, ok := run[runKey{s, w, m.phase}]
 			if !ok {
 				cells[i] = "–"
 				continue
 			}
-			if r.Status != statusOK {
-				cells[i] = "*" + r.Status + "*"
+			good := rs.ok()
+			if len(good) == 0 {
+				cells[i] = "*" + rs[0].Status + "*"
 				valued = true
 				continue
 			}
-			v, ok := m.value(r)
+			v, ok := rs.value(m)
 			if !ok {
 				cells[i] = "n/a"
 				continue
 			}
 			valued = true
 			cell := m.format(v)
-			if r.Latency != nil && !r.Latency.KeptUp {
-				cell += " †"
+			for _, r := range good {
+				if r.Latency != nil && !r.Latency.KeptUp {
+					cell += " †"
+					break
+				}
 			}
 			var ratios []string
 			for _, ref := range []struct{ name, label string }{{refKafkaStreams, "KS"}, {refBare, "bare"}} {
 				if ref.name == s {
 					continue
 				}
-				if rr, ok := run[runKey{ref.name, w, m.phase}]; ok && rr.Status == statusOK {
-					if rv, ok := m.value(rr); ok && rv > 0 {
-						ratios = append(ratios, fmt.Sprintf("×%.2f %s", v/rv, ref.label))
-					}
+				if rv, ok := run[runKey{ref.name, w, m.phase}].value(m); ok && rv > 0 {
+					ratios = append(ratios, fmt.Sprintf("×%.2f %s", v/rv, ref.label))
 				}
 			}
 			if len(ratios) > 0 {
 				cell += " (" + strings.Join(ratios, " · ") + ")"
+			}
+			if len(good) < len(rs) {
+				cell += fmt.Sprintf(" [%d of %d runs %s]", len(rs)-len(good), len(rs), notOK(rs))
 			}
 			cells[i] = cell
 		}
@@ -246,10 +279,21 @@ func renderTable(b *strings.Builder, workloads, systems []string, run map[runKey
 	b.WriteString("\n")
 }
 
+// notOK names the statuses of the runs of s that did not end cleanly.
+func notOK(s runSet) string {
+	var out []string
+	for _, r := range s {
+		if r.Status != statusOK && !slices.Contains(out, r.Status) {
+			out = append(out, r.Status)
+		}
+	}
+	return strings.Join(out, "/")
+}
+
 // renderGoals checks the issue's goals for Riffle: stateless at least 0.9x the bare loop's
 // throughput; stateful and windowed at least 2x Kafka Streams' throughput with at most a quarter
 // of its peak RSS.
-func renderGoals(b *strings.Builder, rep *report, run map[runKey]*runResult) {
+func renderGoals(b *strings.Builder, rep *report, run map[runKey]runSet) {
 	fmt.Fprintf(b, "## Goals\n\n")
 	if !contains(ranSystems(rep), refRiffle) {
 		fmt.Fprintf(b, "Riffle did not run, so its goals (stateless ≥ 0.9× the bare loop's throughput; stateful and\n")
@@ -257,16 +301,15 @@ func renderGoals(b *strings.Builder, rep *report, run map[runKey]*runResult) {
 		return
 	}
 	fmt.Fprintf(b, "| workload | goal | measured | met |\n|---|---|---|---|\n")
-	ratio := func(w, ref string, f func(*runResult) float64) (float64, bool) {
-		a, ok1 := run[runKey{refRiffle, w, "drain"}]
-		c, ok2 := run[runKey{ref, w, "drain"}]
-		if !ok1 || !ok2 || a.Status != statusOK || c.Status != statusOK || f(c) == 0 {
+	// ratio is Riffle's median of m over ref's.
+	ratio := func(w, ref string, m metric) (float64, bool) {
+		a, ok1 := run[runKey{refRiffle, w, m.phase}].value(m)
+		c, ok2 := run[runKey{ref, w, m.phase}].value(m)
+		if !ok1 || !ok2 || c == 0 {
 			return 0, false
 		}
-		return f(a) / f(c), true
+		return a / c, true
 	}
-	tput := func(r *runResult) float64 { return r.RecordsPerSecond }
-	rss := func(r *runResult) float64 { return float64(r.PeakRSSBytes) }
 	row := func(w, goal string, v float64, ok, met bool) {
 		measured, verdict := "not measured", "–"
 		if ok {
@@ -278,15 +321,15 @@ func renderGoals(b *strings.Builder, rep *report, run map[runKey]*runResult) {
 	for _, ws := range rep.Params.Workloads {
 		w := workload.Name(ws)
 		if w.Stateless() {
-			v, ok := ratio(ws, refBare, tput)
+			v, ok := ratio(ws, refBare, metricThroughput)
 			row(ws, "throughput ≥ 0.9× bare", v, ok, v >= 0.9)
-			v, ok = ratio(ws, refBare, func(r *runResult) float64 { return r.RecordsPerSecondToOutput })
+			v, ok = ratio(ws, refBare, metricToOutput)
 			row(ws, "throughput to the last output ≥ 0.9× bare", v, ok, v >= 0.9)
 			continue
 		}
-		v, ok := ratio(ws, refKafkaStreams, tput)
+		v, ok := ratio(ws, refKafkaStreams, metricThroughput)
 		row(ws, "throughput ≥ 2× KS", v, ok, v >= 2)
-		v, ok = ratio(ws, refKafkaStreams, rss)
+		v, ok = ratio(ws, refKafkaStreams, metricRSS)
 		row(ws, "peak RSS ≤ 0.25× KS", v, ok, v <= 0.25)
 	}
 	b.WriteString("\n")
