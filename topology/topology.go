@@ -289,12 +289,7 @@ func AddProcessor[KIn, VIn, KOut, VOut any](t *Topology, name string, supplier S
 		t.AddError(fmt.Errorf("topology: processor %q has no supplier", name))
 		return Node[KOut, VOut]{}
 	}
-	def := &nodeDef{name: name, kind: processorKind}
-	def.instantiate = func(task *Task, built map[string]any) (any, error) {
-		children, err := childReceivers[KOut, VOut](def, built)
-		if err != nil {
-			return nil, err
-		}
+	return addProcessorNode(t, name, defs(parents), func(def *nodeDef, task *Task, children []receiver[KOut, VOut]) (any, error) {
 		p := supplier()
 		if p == nil {
 			return nil, fmt.Errorf("topology: the supplier of processor %q returned nil", def.name)
@@ -302,8 +297,21 @@ func AddProcessor[KIn, VIn, KOut, VOut any](t *Topology, name string, supplier S
 		n := &processorNode[KIn, VIn, KOut, VOut]{name: def.name, task: task, proc: p}
 		n.ctx = &nodeContext[KOut, VOut]{task: task, node: def.name, stores: def.stores, children: children, childNames: childNames(def)}
 		return n, nil
+	})
+}
+
+// addProcessorNode adds a processor node, child of parents, whose instance in a task is what
+// build makes of the task and the node's children.
+func addProcessorNode[KOut, VOut any](t *Topology, name string, parents []*nodeDef, build func(def *nodeDef, task *Task, children []receiver[KOut, VOut]) (any, error)) Node[KOut, VOut] {
+	def := &nodeDef{name: name, kind: processorKind}
+	def.instantiate = func(task *Task, built map[string]any) (any, error) {
+		children, err := childReceivers[KOut, VOut](def, built)
+		if err != nil {
+			return nil, err
+		}
+		return build(def, task, children)
 	}
-	if t.add(def, defs(parents)) == nil {
+	if t.add(def, parents) == nil {
 		return Node[KOut, VOut]{}
 	}
 	return Node[KOut, VOut]{def: def}
@@ -318,18 +326,9 @@ func AddFilter[K, V any](t *Topology, name string, keep func(key K, value V) boo
 		t.AddError(fmt.Errorf("topology: filter %q has no predicate", name))
 		return Node[K, V]{}
 	}
-	def := &nodeDef{name: name, kind: processorKind}
-	def.instantiate = func(task *Task, built map[string]any) (any, error) {
-		children, err := childReceivers[K, V](def, built)
-		if err != nil {
-			return nil, err
-		}
+	return addProcessorNode(t, name, defs(parents), func(def *nodeDef, task *Task, children []receiver[K, V]) (any, error) {
 		return &filterNode[K, V]{name: def.name, task: task, keep: keep, children: children}, nil
-	}
-	if t.add(def, defs(parents)) == nil {
-		return Node[K, V]{}
-	}
-	return Node[K, V]{def: def}
+	})
 }
 
 // AddMapValues adds a stateless processor that forwards each record with its value replaced by
@@ -341,18 +340,9 @@ func AddMapValues[K, V, V2 any](t *Topology, name string, f func(key K, value V)
 		t.AddError(fmt.Errorf("topology: mapValues %q has no function", name))
 		return Node[K, V2]{}
 	}
-	def := &nodeDef{name: name, kind: processorKind}
-	def.instantiate = func(task *Task, built map[string]any) (any, error) {
-		children, err := childReceivers[K, V2](def, built)
-		if err != nil {
-			return nil, err
-		}
+	return addProcessorNode(t, name, defs(parents), func(def *nodeDef, task *Task, children []receiver[K, V2]) (any, error) {
 		return &mapValuesNode[K, V, V2]{name: def.name, task: task, f: f, children: children}, nil
-	}
-	if t.add(def, defs(parents)) == nil {
-		return Node[K, V2]{}
-	}
-	return Node[K, V2]{def: def}
+	})
 }
 
 // SinkOption configures a sink node.
