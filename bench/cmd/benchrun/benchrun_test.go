@@ -327,7 +327,8 @@ func TestChildPeakRSS(t *testing.T) {
 	if small >= 128 {
 		t.Errorf("a child allocating nothing peaked at %d MiB: the runner's 256 MiB counted", small)
 	}
-	if big < small+180 || big >= small+256 {
+	// No upper bound: under -race the child's shadow memory multiplies what it touches.
+	if big < small+180 {
 		t.Errorf("a child allocating 200 MiB peaked at %d MiB, one allocating nothing at %d MiB", big, small)
 	}
 	ballast[len(ballast)-1] = 2 // kept alive to here
