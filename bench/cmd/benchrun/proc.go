@@ -21,7 +21,7 @@ type child struct {
 	started time.Time
 	done    chan struct{} // closed once the process has exited and been reaped
 	waitErr error         // set before done is closed
-	hwm     atomic.Int64  // the largest VmHWM sampled, bytes
+	hwm     atomic.Int64  // the last VmHWM sampled (a high-water mark: the largest), bytes
 }
 
 // startChild starts argv in its own process group, with stdout and stderr in logPath.
@@ -60,7 +60,7 @@ func (c *child) sampleHWM() {
 	tick := time.NewTicker(hwmEvery)
 	defer tick.Stop()
 	for {
-		if v, err := procHWM(c.pid()); err == nil && v > c.hwm.Load() {
+		if v, err := procHWM(c.pid()); err == nil {
 			c.hwm.Store(v)
 		}
 		select {
