@@ -141,6 +141,8 @@ type Engine struct {
 	rewound map[topicPartition]int64
 	// roundTimeout bounds a commit round, except ending the transaction (endTxnTimeout).
 	roundTimeout time.Duration
+	// afterPoll, when set (tests), sees every poll's result before the records are queued.
+	afterPoll func(ctx context.Context, fs kgo.Fetches)
 	// The transaction gate (eos.go).
 	txnMu       sync.Mutex
 	roundActive bool
@@ -549,7 +551,13 @@ func (e *Engine) pollLoop(ctx context.Context) {
 		e.pollCancel = nil
 		e.pollMu.Unlock()
 		cancel()
-		if fs.IsClientClosed() || ctx.Err() != nil {
+		if e.afterPoll != nil {
+			e.afterPoll(ctx, fs)
+		}
+		// Records polled while the engine stops are still handed to their tasks: the poll moved
+		// the positions an exactly-once commit takes (the uncommitted offsets) past them, so
+		// the final round must process them. The loop's top returns once they are queued.
+		if fs.IsClientClosed() {
 			e.cl.AllowRebalance()
 			return
 		}

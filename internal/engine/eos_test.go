@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -386,5 +387,59 @@ func TestTransientEndErrorIsAnAbort(t *testing.T) {
 	}
 	if len(got) != n {
 		t.Fatalf("%d outputs, want %d", len(got), n)
+	}
+}
+
+// Records a poll returns while the engine stops are past the positions an exactly-once commit
+// takes (franz-go's uncommitted offsets), so the final round must process them: dropping them
+// trips the safety net (polled past what was processed) and aborts the last transaction. The
+// hook stops the engine exactly between a poll that returned records and their hand-off.
+func TestRecordsPolledDuringShutdownAreCommitted(t *testing.T) {
+	_, brokers := fakeCluster(t, "stop")
+	const n = 50
+	produceValues(t, brokers, "stop-in", 0, n)
+
+	e := eosEngine(t, brokers, "stop", topology.ResetEarliest, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	polledTo := int64(-1) // the offset after the last record of the poll the hook stopped at
+	e.afterPoll = func(pollCtx context.Context, fs kgo.Fetches) {
+		if fs.NumRecords() == 0 || polledTo >= 0 {
+			return
+		}
+		recs := fs.Records()
+		polledTo = recs[len(recs)-1].Offset + 1
+		cancel()
+		<-pollCtx.Done() // the engine is stopping, and these records are not queued yet
+	}
+	if err := e.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if polledTo < 0 {
+		t.Fatal("no poll returned records: the test did not test anything")
+	}
+	if m := e.Metrics(); m.TransactionsAborted != 0 {
+		t.Errorf("%d transactions aborted, want 0", m.TransactionsAborted)
+	}
+	got := readCommitted(t, brokers, "stop-out")
+	if int64(len(got)) != polledTo {
+		t.Fatalf("%d committed outputs, want the %d records polled", len(got), polledTo)
+	}
+	for i, r := range got {
+		if string(r.Value) != strconv.Itoa(i) {
+			t.Fatalf("output %d is %q, want %q", i, r.Value, strconv.Itoa(i))
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), "stop-app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offs.Lookup("stop-in", 0); !ok || o.At != polledTo {
+		t.Fatalf("committed offset of stop-in[0] is %+v, want %d", o, polledTo)
 	}
 }
