@@ -58,9 +58,11 @@ func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
 			err = s.task.fail(StageDeserialize, s.name, fmt.Errorf("%v", r), true, string(debug.Stack()))
 		}
 	}()
+	// Field by field, not a composite literal: assigning a whole Record zeroes and copies it
+	// with write barriers for every pointer in it, on every record.
 	rec := &s.rec
-	*rec = Record[K, V]{Timestamp: raw.Timestamp, Headers: raw.Headers,
-		Origin: Origin{Topic: raw.Topic, Partition: raw.Partition, Offset: raw.Offset}}
+	rec.Timestamp, rec.Headers, rec.flags = raw.Timestamp, raw.Headers, 0
+	rec.Origin.Topic, rec.Origin.Partition, rec.Origin.Offset = raw.Topic, raw.Partition, raw.Offset
 	// Kafka null is "no value" (the zero value, flagged), except for a serde that gives null a
 	// value of its own (serde.NullAware, e.g. serde.Nullable): it decodes null like any bytes.
 	if raw.Key == nil {
@@ -70,6 +72,9 @@ func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
 		if rec.Key, err = s.key.Deserialize(raw.Topic, raw.Key); err != nil {
 			return s.task.fail(StageDeserialize, s.name, fmt.Errorf("key: %w", err), false, "")
 		}
+	} else {
+		var zero K
+		rec.Key = zero
 	}
 	if raw.Value == nil {
 		rec.flags |= nullValue
@@ -78,6 +83,9 @@ func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
 		if rec.Value, err = s.value.Deserialize(raw.Topic, raw.Value); err != nil {
 			return s.task.fail(StageDeserialize, s.name, fmt.Errorf("value: %w", err), false, "")
 		}
+	} else {
+		var zero V
+		rec.Value = zero
 	}
 	ms := raw.Timestamp.UnixMilli()
 	if s.extractor != nil {
@@ -367,7 +375,9 @@ func (n *mapValuesNode[K, V, V2]) process(rec *Record[K, V]) (err error) {
 	if err != nil {
 		return n.task.fail(StageProcess, n.name, err, false, "")
 	}
-	n.out = DeriveValue(*rec, v)
+	// DeriveValue, field by field (see sourceNode.processRaw).
+	o := &n.out
+	o.Key, o.Value, o.Timestamp, o.Headers, o.Origin, o.flags = rec.Key, v, rec.Timestamp, rec.Headers, rec.Origin, rec.flags&nullKey
 	for _, c := range n.children {
 		if err := c.process(&n.out); err != nil {
 			return err

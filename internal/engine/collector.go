@@ -41,14 +41,32 @@ func newEpoch(prev *epoch) *epoch {
 
 func (e *epoch) add() {
 	e.pending.Add(1)
-	e.sent.Store(true)
+	if !e.sent.Load() {
+		e.sent.Store(true)
+	}
 }
 
-func (e *epoch) release() {
-	if e.pending.Add(-1) == 0 {
+// reserve takes n references at once for records the runner is about to send: its sends then
+// count against the reservation without touching pending, a cache line the producer's promise
+// goroutine writes on every acknowledgement. What is left of the reservation is given back when
+// the epoch closes (releaseN).
+func (e *epoch) reserve(n int64) {
+	e.pending.Add(n)
+	if !e.sent.Load() {
+		e.sent.Store(true)
+	}
+}
+
+func (e *epoch) release() { e.releaseN(1) }
+
+func (e *epoch) releaseN(n int64) {
+	if e.pending.Add(-n) == 0 {
 		close(e.done)
 	}
 }
+
+// epochReserve is how many references a runner reserves at a time (epoch.reserve).
+const epochReserve = 256
 
 // wait blocks until this epoch and every earlier one are acknowledged, or ctx ends. It reports
 // whether every record was produced (or skipped by the production handler).
@@ -125,7 +143,11 @@ func (c runnerCollector) Send(o topology.OutRecord) {
 	}
 	*rec = kgo.Record{Topic: o.Topic, Partition: o.Partition, Key: o.Key, Value: o.Value,
 		Timestamp: o.Timestamp, Headers: toKgoHeaders(o.Headers), Context: m}
-	m.ep.add()
+	if r.reserved == 0 {
+		m.ep.reserve(epochReserve)
+		r.reserved = epochReserve
+	}
+	r.reserved--
 	r.produced++
 	r.e.cl.Produce(r.e.produceCtx, rec, r.e.promise)
 }

@@ -30,11 +30,14 @@ type runner struct {
 	stopping bool // set on the runner goroutine by a stop request
 
 	// Owned by the runner goroutine.
-	epoch  *epoch
-	origin topology.Origin // of the record being processed, for produce errors
-	raw    topology.RawRecord
-	failed error // the fatal error that stopped this task, if any
-	batch  []*kgo.Record
+	epoch *epoch
+	// reserved counts the references of epoch reserved and not yet used by a send
+	// (epoch.reserve); given back when the epoch closes.
+	reserved int64
+	origin   topology.Origin // of the record being processed, for produce errors
+	raw      topology.RawRecord
+	failed   error // the fatal error that stopped this task, if any
+	batch    []*kgo.Record
 	// produced counts the records sent since the engine's counter was last updated: the engine's
 	// counters are shared by every runner, so they are added to once per batch, not per record.
 	produced int64
@@ -45,7 +48,8 @@ type runner struct {
 	in *kgo.Record
 	// inBatch counts the records of the current batch processed so far: the progress a commit
 	// round watches for (Engine.progress) while the engine's counter is only added to per batch.
-	// The runner alone writes it, so the atomic stays in this core's cache.
+	// The runner alone writes it, every 32 records: enough for a stall detector counting in
+	// tens of milliseconds, and no atomic store per record.
 	inBatch atomic.Int64
 	// lastQueue is the queue of the last processed record's topic (see process).
 	lastQueue *partQueue
@@ -405,7 +409,9 @@ func (r *runner) processBatch() {
 			done = i
 			break
 		}
-		r.inBatch.Add(1)
+		if i&31 == 31 {
+			r.inBatch.Store(int64(i + 1)) // progress, for the commit round's stall detection
+		}
 	}
 	r.e.processed.Add(int64(done))
 	r.inBatch.Store(0)
@@ -427,14 +433,18 @@ func (r *runner) process(rec *kgo.Record) error {
 		q = r.byTopic[rec.Topic]
 		r.lastQueue = q
 	}
-	r.raw = topology.RawRecord{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
-		Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Headers: fromKgoHeaders(rec.Headers)}
-	r.origin = topology.Origin{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
+	// Field by field (a composite literal zeroes and copies the whole struct, with write
+	// barriers, on every record).
+	raw := &r.raw
+	raw.Topic, raw.Partition, raw.Offset, raw.Timestamp = rec.Topic, rec.Partition, rec.Offset, rec.Timestamp
+	raw.Key, raw.Value, raw.Headers = rec.Key, rec.Value, fromKgoHeaders(rec.Headers)
+	r.origin.Topic, r.origin.Partition, r.origin.Offset = rec.Topic, rec.Partition, rec.Offset
 	next, leaderEpoch := rec.Offset+1, rec.LeaderEpoch
 	// From here on rec may become an output record: read nothing more from it.
 	r.in = rec
-	err := r.task.Process(&r.raw)
-	r.raw, r.in = topology.RawRecord{}, nil
+	err := r.task.Process(raw)
+	// Not kept past the record: the fetched bytes it points into can then be collected.
+	raw.Key, raw.Value, raw.Headers, r.in = nil, nil, nil, nil
 	if err != nil {
 		return err
 	}
@@ -486,7 +496,8 @@ func (r *runner) takeSnapshot() snapshot {
 	s.epoch = r.epoch
 	s.produced = s.epoch.sent.Load()
 	r.epoch = newEpoch(s.epoch)
-	s.epoch.release()
+	s.epoch.releaseN(1 + r.reserved) // the open epoch's reference and the unused reservation
+	r.reserved = 0
 	s.ok = true
 	if r.stateful {
 		r.pendingApply = s.epoch

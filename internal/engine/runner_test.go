@@ -44,3 +44,55 @@ func TestTakeMergesByTimestamp(t *testing.T) {
 		t.Fatalf("%d records left", n)
 	}
 }
+
+// An epoch is done only once it is closed and every record sent in it is acknowledged, however
+// the runner's reservations (epoch.reserve) and the acknowledgements interleave.
+func TestEpochReservations(t *testing.T) {
+	done := func(ep *epoch) bool {
+		select {
+		case <-ep.done:
+			return true
+		default:
+			return false
+		}
+	}
+	// Acknowledged faster than sent: every sent record is acked before the epoch closes.
+	ep := newEpoch(nil)
+	ep.reserve(4)
+	for range 4 {
+		ep.release()
+	}
+	if done(ep) {
+		t.Fatal("done before it was closed")
+	}
+	ep.reserve(4) // a second reservation, one record of it sent and acked
+	ep.release()
+	ep.releaseN(1 + 3) // closed, giving back the 3 unused
+	if !done(ep) {
+		t.Fatal("not done once closed with everything acknowledged")
+	}
+	if !ep.sent.Load() {
+		t.Fatal("an epoch that sent records says it sent none")
+	}
+
+	// Closed with records in flight: done with the last acknowledgement, not before.
+	ep = newEpoch(nil)
+	ep.reserve(8)
+	ep.releaseN(1 + 5) // 3 sent, none acked yet
+	for i := range 3 {
+		if done(ep) {
+			t.Fatalf("done with %d records unacknowledged", 3-i)
+		}
+		ep.release()
+	}
+	if !done(ep) {
+		t.Fatal("not done after the last acknowledgement")
+	}
+
+	// Nothing sent: done at close, and it did not send.
+	ep = newEpoch(nil)
+	ep.releaseN(1)
+	if !done(ep) || ep.sent.Load() {
+		t.Fatalf("an empty epoch: done %v, sent %v; want done, not sent", done(ep), ep.sent.Load())
+	}
+}
