@@ -149,7 +149,7 @@ func (c runnerCollector) Send(o topology.OutRecord) {
 	}
 	r.reserved--
 	r.produced++
-	r.e.cl.Produce(r.e.produceCtx, rec, r.e.promise)
+	r.e.cl.Produce(r.e.produceCtx, rec, r.e.promiseFn)
 }
 
 func (c runnerCollector) PartitionCount(topic string) (int32, error) {

@@ -141,6 +141,9 @@ type Engine struct {
 	rewound map[topicPartition]int64
 	// roundTimeout bounds a commit round, except ending the transaction (endTxnTimeout).
 	roundTimeout time.Duration
+	// promiseFn is e.promise as a func value, made once: a method value passed to Produce
+	// escapes, so writing e.promise there allocates a closure per record.
+	promiseFn func(*kgo.Record, error)
 	// afterPoll, when set (tests), sees every poll's result before the records are queued.
 	afterPoll func(ctx context.Context, fs kgo.Fetches)
 	// The transaction gate (eos.go).
@@ -305,6 +308,7 @@ func New(cfg Config) (*Engine, error) {
 		failed:      make(chan struct{}),
 	}
 	e.roundTimeout = max(cfg.CommitInterval*4, 30*time.Second)
+	e.promiseFn = e.promise
 	return e, nil
 }
 

@@ -26,6 +26,9 @@ type loop struct {
 	log       *slog.Logger
 	output    string
 	transform func(r *kgo.Record) (keep bool, err error)
+	// ackedFn is l.acked as a func value, made once: the method value passed to Produce
+	// escapes, and would be allocated for every record.
+	ackedFn func(r *kgo.Record, err error)
 
 	mu         sync.Mutex
 	produceErr error // the first failed produce; the loop stops and commits nothing more
@@ -36,6 +39,7 @@ type loop struct {
 
 func run(ctx context.Context, log *slog.Logger, c config, w workload.Name) error {
 	l := &loop{log: log, output: c.output}
+	l.ackedFn = l.acked
 	switch w {
 	case workload.Q0:
 		l.transform = func(*kgo.Record) (bool, error) { return true, nil }
@@ -130,7 +134,7 @@ func (l *loop) run(ctx context.Context) error {
 func (l *loop) produce(r *kgo.Record) {
 	*r = kgo.Record{Topic: l.output, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}
 	// The produce context only bounds the wait for buffer space; records are never abandoned.
-	l.cl.Produce(context.Background(), r, l.acked)
+	l.cl.Produce(context.Background(), r, l.ackedFn)
 }
 
 func (l *loop) acked(r *kgo.Record, err error) {
