@@ -20,7 +20,7 @@ import (
 // more records than fit (before, each partition held up to its limit plus a fetch).
 func TestBackpressureBoundsBuffering(t *testing.T) {
 	_, brokers := kafkatest.Fake(t, kfakeSeed("slow-in", 2), kfakeSeed("slow-out", 2))
-	cl := kafkatest.Client(t, brokers)
+	cl := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner())) // Partition i%2
 	const n = 3000
 	for i := 0; i < n; i++ {
 		cl.Produce(context.Background(), &kgo.Record{Topic: "slow-in", Partition: int32(i % 2), Value: serde8(int64(i))}, nil)
@@ -76,4 +76,64 @@ func TestBackpressureBoundsBuffering(t *testing.T) {
 		t.Fatalf("%d of %d records out, %d out of order", got, n, outOfOrder)
 	}
 	t.Logf("max buffered %d records (limit 50 per partition, 2 partitions); a partition paused: %v", maxBuffered, sawPause)
+}
+
+// A task far behind the others has its partition's fetching paused, so that it does not take
+// the whole buffer and stall the others: here the task of partition 0 takes 5 ms a record and
+// partition 1's task keeps up; partition 1 is through while partition 0 is still far behind.
+func TestSlowTaskDoesNotStallTheOthers(t *testing.T) {
+	_, brokers := kafkatest.Fake(t, kfakeSeed("hog-in", 2), kfakeSeed("hog-out", 2))
+	cl := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner())) // Partition i%2
+	const n = 800 // 400 per partition
+	for i := 0; i < n; i++ {
+		cl.Produce(context.Background(), &kgo.Record{Topic: "hog-in", Partition: int32(i % 2), Value: serde8(int64(i))}, nil)
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := [2]int{}
+	slowAtFastDone := -1 // records of partition 0 processed when partition 1 was through
+	b := stream.NewBuilder()
+	stream.From(b, "hog-in", serde.String(), serde.Int64()).Peek(func(_ string, v int64) {
+		p := v % 2
+		if p == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		mu.Lock()
+		seen[p]++
+		if p == 1 && seen[1] == n/2 {
+			slowAtFastDone = seen[0]
+		}
+		mu.Unlock()
+	}).To("hog-out", nil, nil)
+	app, err := stream.NewApp(b, stream.AppID("hog"), stream.Brokers(brokers...), stream.MaxBufferedRecordsPerPartition(40),
+		stream.CommitInterval(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	for app.Metrics().RecordsProcessed < n && app.State() != "failed" {
+		time.Sleep(5 * time.Millisecond)
+	}
+	m := app.Metrics()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen != [2]int{n / 2, n / 2} {
+		t.Fatalf("processed %v records per partition, want %d each", seen, n/2)
+	}
+	t.Logf("partition 1 through with partition 0 at %d of %d; %d pauses", slowAtFastDone, n/2, m.FetchPauses)
+	if m.FetchPauses == 0 {
+		t.Fatal("the slow task's partition was never paused")
+	}
+	if slowAtFastDone < 0 || slowAtFastDone > n/4 {
+		t.Fatalf("partition 0 (slow) had %d of %d records processed when partition 1 was through: the slow task stalled the fast one", slowAtFastDone, n/2)
+	}
 }

@@ -182,6 +182,7 @@ type Engine struct {
 	deadLettered   atomic.Int64
 	restored       atomic.Int64
 	aborts         atomic.Int64
+	pauses         atomic.Int64
 	closedMetrics  taskCounters // of tasks closed on this instance; guarded by mu
 }
 
@@ -231,6 +232,9 @@ type Metrics struct {
 	// behind (backpressure).
 	BufferedRecords  int
 	PausedPartitions int
+	// FetchPauses counts the times a partition's fetching was paused because its buffer stayed
+	// over MaxBufferedPerPartition (its task is behind the others).
+	FetchPauses int64
 }
 
 // Metrics returns the engine's counters.
@@ -260,7 +264,7 @@ func (e *Engine) Metrics() Metrics {
 		Skipped:         map[string]int64{},
 		DeadLettered:    c.deadLettered + e.deadLettered.Load(),
 		RecordsRestored: e.restored.Load(), TransactionsAborted: e.aborts.Load(),
-		BufferedRecords: buffered, PausedPartitions: paused,
+		BufferedRecords: buffered, PausedPartitions: paused, FetchPauses: e.pauses.Load(),
 	}
 	for s, n := range c.skipped {
 		m.Skipped[string(s)] = n
@@ -600,12 +604,24 @@ func (e *Engine) pollLoop(ctx context.Context) {
 // waitForRoom blocks while the task queues hold their share of fetched records: the poll loop's
 // backpressure. Not polling leaves at most one fetch per broker buffered in the client, which
 // is kept; pausing partitions instead makes the client drop the data it had already fetched for
-// them (to fetch it again on resume), so pausing is left to a partition far behind the others.
-// It returns false if ctx ends first.
+// them (to fetch it again on resume), so pausing is left to a partition far behind the others:
+// while it waits, it pauses the partitions whose buffers stay over their limit (runner.checkHog),
+// whose records then stop counting here. It returns false if ctx ends first.
 func (e *Engine) waitForRoom(ctx context.Context) bool {
+	var tick *time.Ticker
+	defer func() {
+		if tick != nil {
+			tick.Stop()
+		}
+	}()
 	for e.buffered.Load() >= e.bufferLimit.Load() && e.bufferLimit.Load() > 0 {
+		if tick == nil {
+			tick = time.NewTicker(hogAfter / 2)
+		}
 		select {
 		case <-e.room:
+		case <-tick.C:
+			e.pauseHogs()
 		case <-ctx.Done():
 			return false
 		}
@@ -613,8 +629,22 @@ func (e *Engine) waitForRoom(ctx context.Context) bool {
 	return ctx.Err() == nil
 }
 
-// took records that n records left the task queues (processed or dropped), and wakes the poll
-// loop when that makes room.
+// pauseHogs pauses the partitions whose buffers have stayed over their limit (runner.checkHog).
+func (e *Engine) pauseHogs() {
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.tasks {
+		r.mu.Lock()
+		for _, q := range r.queues {
+			r.checkHog(q, now)
+		}
+		r.mu.Unlock()
+	}
+}
+
+// took records that n records left the poll loop's count (processed, dropped, or their partition
+// paused), and wakes the poll loop when that makes room.
 func (e *Engine) took(n int) {
 	if n == 0 {
 		return
