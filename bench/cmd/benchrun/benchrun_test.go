@@ -378,3 +378,32 @@ func TestRenderMarkdown(t *testing.T) {
 		}
 	}
 }
+
+// Writing results replaces the previous report's run files and nothing else: restorebench keeps
+// its results in the same directory.
+func TestWriteResultsKeepsOtherFiles(t *testing.T) {
+	dir := t.TempDir()
+	old := &report{Runs: []*runResult{{System: "riffle", Workload: "q0", Phase: "drain", Rep: 1}, {System: "bare", Workload: "q0", Phase: "drain", Rep: 1}}}
+	if err := writeResults(dir, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "restore.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	next := &report{Runs: []*runResult{{System: "riffle", Workload: "q1", Phase: "drain"}}}
+	if err := writeResults(dir, next); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	want := []string{"benchmark.json", "restore.json", "riffle-q1-drain.json"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("files %v, want %v", got, want)
+	}
+}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -211,12 +213,21 @@ func readResults(rdir string) (*report, error) {
 	return &rep, nil
 }
 
-// writeResults replaces the *.json in rdir (the report's results/) with this benchmark's.
+// writeResults replaces the run files of rdir's previous report (the report's results/) with
+// this benchmark's. Only the files that report lists go: other tools keep theirs in the same
+// directory (restorebench's restore*.json).
 func writeResults(rdir string, rep *report) error {
-	old, _ := filepath.Glob(filepath.Join(rdir, "*.json"))
-	for _, f := range old {
-		if err := os.Remove(f); err != nil {
-			return err
+	if b, err := os.ReadFile(filepath.Join(rdir, "benchmark.json")); err == nil {
+		var prev report
+		if json.Unmarshal(b, &prev) == nil {
+			for _, f := range prev.RunFiles {
+				if filepath.Base(f) != f {
+					continue // not a file this tool wrote
+				}
+				if err := os.Remove(filepath.Join(rdir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return err
+				}
+			}
 		}
 	}
 	if err := os.MkdirAll(rdir, 0o755); err != nil {
