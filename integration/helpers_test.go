@@ -162,23 +162,7 @@ func waitOutput(t *testing.T, brokers []string, topic string, n int, within time
 
 // runApp runs app in the background; stop cancels it and returns Run's error.
 func runApp(t *testing.T, app *stream.App) (stop func() error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	var once sync.Once
-	var err error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case err = <-done:
-			case <-time.After(90 * time.Second):
-				err = fmt.Errorf("app did not stop within 90s")
-			}
-		})
-		return err
-	}
-	t.Cleanup(func() { _ = stop() })
+	_, stop = kafkatest.RunApp(t, app)
 	return stop
 }
 

@@ -24,9 +24,7 @@ func TestAppOnFakeBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
+	_, stop := kafkatest.RunApp(t, app)
 
 	cl := kafkatest.Client(t, brokers)
 	const n = 1000
@@ -45,8 +43,7 @@ func TestAppOnFakeBroker(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	sum := int64(0)

@@ -48,10 +48,7 @@ func TestBackpressureBoundsBuffering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
+	ctx, stop := kafkatest.RunApp(t, app)
 	sawPause, maxBuffered := false, 0
 	for app.Metrics().RecordsProcessed < n {
 		m := app.Metrics()
@@ -65,8 +62,7 @@ func TestBackpressureBoundsBuffering(t *testing.T) {
 	if err := app.WaitIdle(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if maxBuffered > 50 || maxBuffered == 0 {
@@ -84,7 +80,7 @@ func TestBackpressureBoundsBuffering(t *testing.T) {
 func TestSlowTaskDoesNotStallTheOthers(t *testing.T) {
 	_, brokers := kafkatest.Fake(t, kfakeSeed("hog-in", 2), kfakeSeed("hog-out", 2))
 	cl := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner())) // Partition i%2
-	const n = 800 // 400 per partition
+	const n = 800                                                                      // 400 per partition
 	for i := 0; i < n; i++ {
 		cl.Produce(context.Background(), &kgo.Record{Topic: "hog-in", Partition: int32(i % 2), Value: serde8(int64(i))}, nil)
 	}
@@ -112,16 +108,12 @@ func TestSlowTaskDoesNotStallTheOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
+	_, stop := kafkatest.RunApp(t, app)
 	for app.Metrics().RecordsProcessed < n && app.State() != "failed" {
 		time.Sleep(5 * time.Millisecond)
 	}
 	m := app.Metrics()
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()

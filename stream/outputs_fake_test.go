@@ -39,10 +39,7 @@ func TestManyOutputsPerInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
+	ctx, stop := kafkatest.RunApp(t, app)
 
 	cl := kafkatest.Client(t, brokers)
 	for i := 0; i < n; i++ {
@@ -58,8 +55,7 @@ func TestManyOutputsPerInput(t *testing.T) {
 	if err := app.WaitIdle(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 
