@@ -9,6 +9,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rifflestream/riffle/internal/murmur2"
@@ -209,13 +210,24 @@ func (e *Engine) produceFailed(rec *kgo.Record, m *outMeta, err error) {
 	}
 	if errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, context.Canceled) {
 		// Shutting down hard: the record is not acknowledged, so the offsets are not committed.
-		m.ep.failed.Store(true)
+		e.recordLost(m)
 		return
 	}
 	if errors.Is(err, kgo.ErrAborting) {
 		// Exactly-once: the transaction it belonged to is being aborted; the record goes with
 		// it, and its input is processed again.
-		m.ep.failed.Store(true)
+		e.recordLost(m)
+		return
+	}
+	if e.sess != nil && isTransactionError(err) {
+		// Exactly-once: the transaction cannot commit (the coordinator aborted it, or bumped
+		// the producer's epoch); no handler decides about a record of it. The round aborts,
+		// the tasks are rebuilt and the input is processed again; a fenced producer stops the
+		// app when the round ends the transaction (commitTxn).
+		e.recordLost(m)
+		e.log.Warn("a record of the transaction was refused; the transaction will abort", "topic", rec.Topic,
+			"task", re.Task.String(), "source_topic", re.Origin.Topic, "source_partition", re.Origin.Partition,
+			"source_offset", re.Origin.Offset, "error", err)
 		return
 	}
 	action := topology.ActionFail
@@ -248,16 +260,32 @@ func (e *Engine) produceFailed(rec *kgo.Record, m *outMeta, err error) {
 			}()
 		}
 	default:
-		m.ep.failed.Store(true)
+		e.recordLost(m)
 		e.fail(re)
 	}
+}
+
+// recordLost marks that a record of m's epoch was not produced: the epoch's offsets must not be
+// committed (at-least-once), and under exactly-once its transaction must abort.
+func (e *Engine) recordLost(m *outMeta) {
+	m.ep.failed.Store(true)
+	if e.sess != nil {
+		e.txnDoomed.Store(true)
+	}
+}
+
+// isTransactionError tells whether a produce error means the open transaction cannot commit.
+func isTransactionError(err error) bool {
+	return errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.ProducerFenced) ||
+		errors.Is(err, kerr.TransactionAbortable) || errors.Is(err, kerr.InvalidTxnState) ||
+		errors.Is(err, kerr.InvalidProducerIDMapping)
 }
 
 // deadLetterPromise acknowledges a dead-lettered record; failing to dead-letter is fatal.
 func (e *Engine) deadLetterPromise(rec *kgo.Record, err error) {
 	m := metaOf(rec)
 	if err != nil {
-		m.ep.failed.Store(true)
+		e.recordLost(m)
 		e.fail(fmt.Errorf("engine: writing to dead-letter topic %q: %w", rec.Topic, err))
 	}
 	m.ep.release()

@@ -136,6 +136,9 @@ type Engine struct {
 	// next round to end the transaction even when nothing was polled or produced (a revocation).
 	polled   atomic.Int64
 	txnForce atomic.Bool
+	// txnDoomed is set when a record of the open transaction could not be produced and was not
+	// skipped by the production handler: the transaction must abort (eos.go, commitTxn).
+	txnDoomed atomic.Bool
 	// rewound is where the last rewind after an abort put each partition, until a transaction
 	// commits (eos.go, polledGaps). Guarded by commitMu.
 	rewound map[topicPartition]int64

@@ -247,9 +247,26 @@ func (e *Engine) commitTxn(ctx context.Context) error {
 		close(round.done)
 		return nil
 	}
+	// End gets its own bound, not the round's: a canceled or timed-out End leaves the session in
+	// an invalid state (franz-go's GroupTransactSession.End), and during a broker bounce flushing
+	// the records and ending the transaction can take longer than the round's deadline.
+	endCtx, cancelEnd := context.WithTimeout(e.produceCtx, endTxnTimeout)
+	defer cancelEnd()
+	// Every record of the transaction is acknowledged or refused before the outcome is chosen:
+	// franz-go commits whatever was produced when asked to commit, so a record refused while
+	// End flushes would be missing from a committed transaction whose input offsets commit.
+	if produced {
+		if err := e.cl.Flush(endCtx); err != nil {
+			close(round.done)
+			return fmt.Errorf("engine: flushing the transaction's records: %w", err)
+		}
+	}
 	commit := kgo.TryCommit
 	if failed {
 		commit = kgo.TryAbort // a task failed: nothing of this round may commit
+	} else if e.txnDoomed.Load() {
+		e.log.Warn("a record of the transaction could not be produced; aborting it, and its input is processed again")
+		commit = kgo.TryAbort
 	} else if gaps := e.unprocessedPolled(processed); len(gaps) > 0 {
 		// The session commits the offsets of what was polled. Every polled record must have been
 		// processed by a task in this round; if not, committing would lose records. Never
@@ -257,12 +274,10 @@ func (e *Engine) commitTxn(ctx context.Context) error {
 		e.log.Error("transaction would commit offsets past records no task processed; aborting it instead", "partitions", gaps)
 		commit = kgo.TryAbort
 	}
-	// End gets its own bound, not the round's: a canceled or timed-out End leaves the session in
-	// an invalid state (franz-go's GroupTransactSession.End), and during a broker bounce flushing
-	// the records and ending the transaction can take longer than the round's deadline.
-	endCtx, cancelEnd := context.WithTimeout(e.produceCtx, endTxnTimeout)
 	committed, endErr := e.sess.End(endCtx, commit)
-	cancelEnd()
+	// The transaction's records are all settled now (an abort fails the ones still buffered),
+	// and no task produces until the round ends: the next transaction starts clean.
+	e.txnDoomed.Store(false)
 	if endErr != nil && !isFenced(endErr) && kafka.Retriable(endErr) {
 		// A broker going away mid-End (a TxnOffsetCommit or EndTxn that could not reach it):
 		// franz-go then aborts or leaves the outcome to the broker. Either way treating the

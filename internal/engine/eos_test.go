@@ -443,3 +443,115 @@ func TestRecordsPolledDuringShutdownAreCommitted(t *testing.T) {
 		t.Fatalf("committed offset of stop-in[0] is %+v, want %d", o, polledTo)
 	}
 }
+
+// failFirstTransactionalProduce makes the cluster answer the first transactional Produce request
+// (the engine's: the tests' input producers are not transactional) with code for every
+// partition; the returned flag is set once it has.
+func failFirstTransactionalProduce(c *kfake.Cluster, code *kerr.Error) *atomic.Bool {
+	var failed atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		r := req.(*kmsg.ProduceRequest)
+		if failed.Load() || r.TransactionID == nil {
+			return nil, nil, false
+		}
+		failed.Store(true)
+		// Late, so that the refusal reaches the engine while the commit round ends the
+		// transaction, not before it starts.
+		c.SleepControl(func() { time.Sleep(500 * time.Millisecond) })
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = code.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	return &failed
+}
+
+// committedOffset returns the app's committed offset of topic[0], -1 without one.
+func committedOffset(t *testing.T, brokers []string, app, topic string) int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offs.Lookup(topic, 0); ok {
+		return o.At
+	}
+	return -1
+}
+
+// Under exactly-once a record Kafka refuses (and the handler does not skip) must keep its
+// transaction from committing: franz-go commits whatever was produced when asked to, so ending
+// the transaction with a commit would commit the input offsets without that output. Here the
+// first output batch is refused and the default handler fails the app: no committed offset may
+// be past the committed outputs.
+func TestRefusedRecordNeverCommitsUnderExactlyOnce(t *testing.T) {
+	c, brokers := fakeCluster(t, "rr")
+	const n = 50
+	produceValues(t, brokers, "rr-in", 0, n)
+	failed := failFirstTransactionalProduce(c, kerr.InvalidRecord)
+	e := eosEngine(t, brokers, "rr", topology.ResetEarliest, nil)
+	cancel, done := runEngine(e)
+	defer cancel()
+	var runErr error
+	select {
+	case runErr = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the engine did not stop on a refused record with the fail handler (refused: %v; %+v)", failed.Load(), e.Metrics())
+	}
+	if !failed.Load() {
+		t.Fatal("no produce was refused: the test did not test anything")
+	}
+	if runErr == nil {
+		t.Fatal("Run returned nil; want the production error")
+	}
+	out := readCommitted(t, brokers, "rr-out")
+	if at := committedOffset(t, brokers, "rr-app", "rr-in"); at > int64(len(out)) {
+		t.Fatalf("input committed to %d with %d outputs committed: records lost (Run: %v)", at, len(out), runErr)
+	}
+}
+
+// A produce refused with INVALID_PRODUCER_EPOCH (the coordinator aborted the transaction, say
+// after its timeout) dooms the transaction, not the app: the round aborts, the tasks are rebuilt,
+// and every output is committed exactly once. Before, the default production handler stopped
+// the instance (seen in TestFaultSuite after a broker bounce).
+func TestTransactionErrorOnProduceIsAnAbort(t *testing.T) {
+	c, brokers := fakeCluster(t, "pe")
+	const n = 100
+	produceValues(t, brokers, "pe-in", 0, n)
+	failed := failFirstTransactionalProduce(c, kerr.InvalidProducerEpoch)
+	e := eosEngine(t, brokers, "pe", topology.ResetEarliest, nil)
+	cancel, done := runEngine(e)
+	defer cancel()
+	waitCommitted(t, brokers, "pe-out", done, 30*time.Second, func(got []*kgo.Record) bool { return len(got) >= n })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !failed.Load() || e.Metrics().TransactionsAborted == 0 {
+		t.Fatalf("no transaction aborted (produce refused: %v): the test did not test anything", failed.Load())
+	}
+	got := readCommitted(t, brokers, "pe-out")
+	for i, r := range got {
+		if string(r.Value) != strconv.Itoa(i) {
+			t.Fatalf("output #%d is %s, want %d (lost or doubled records)", i, r.Value, i)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("%d outputs, want %d", len(got), n)
+	}
+}
