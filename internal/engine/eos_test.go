@@ -364,22 +364,32 @@ func failFirstTxnOffsetCommit(c *kfake.Cluster, code *kerr.Error) *atomic.Bool {
 // transaction counts as aborted: the tasks are rebuilt, the records processed again, and every
 // input is output exactly once. It used to stop the instance.
 func TestTransientEndErrorIsAnAbort(t *testing.T) {
-	c, brokers := fakeCluster(t, "te")
+	exactlyOnceThroughAnAbort(t, "te", func(c *kfake.Cluster) *atomic.Bool {
+		return failFirstTxnOffsetCommit(c, kerr.RequestTimedOut)
+	})
+}
+
+// exactlyOnceThroughAnAbort copies 100 records from "<name>-in" to "<name>-out" under
+// exactly-once with the fault inject sets up (it reports whether the fault happened), and checks
+// that a transaction aborted, the engine did not stop, and every output is committed exactly once.
+func exactlyOnceThroughAnAbort(t *testing.T, name string, inject func(c *kfake.Cluster) *atomic.Bool) {
+	t.Helper()
+	c, brokers := fakeCluster(t, name)
 	const n = 100
-	produceValues(t, brokers, "te-in", 0, n)
-	failed := failFirstTxnOffsetCommit(c, kerr.RequestTimedOut)
-	e := eosEngine(t, brokers, "te", topology.ResetEarliest, nil)
+	produceValues(t, brokers, name+"-in", 0, n)
+	failed := inject(c)
+	e := eosEngine(t, brokers, name, topology.ResetEarliest, nil)
 	cancel, done := runEngine(e)
 	defer cancel()
-	waitCommitted(t, brokers, "te-out", done, 30*time.Second, func(got []*kgo.Record) bool { return len(got) >= n })
+	waitCommitted(t, brokers, name+"-out", done, 30*time.Second, func(got []*kgo.Record) bool { return len(got) >= n })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	if !failed.Load() || e.Metrics().TransactionsAborted == 0 {
-		t.Fatalf("no transaction aborted (TxnOffsetCommit failed: %v): the test did not test anything", failed.Load())
+		t.Fatalf("no transaction aborted (fault injected: %v): the test did not test anything", failed.Load())
 	}
-	got := readCommitted(t, brokers, "te-out")
+	got := readCommitted(t, brokers, name+"-out")
 	for i, r := range got {
 		if string(r.Value) != strconv.Itoa(i) {
 			t.Fatalf("output #%d is %s, want %d (lost or doubled records)", i, r.Value, i)
@@ -530,28 +540,7 @@ func TestRefusedRecordNeverCommitsUnderExactlyOnce(t *testing.T) {
 // and every output is committed exactly once. Before, the default production handler stopped
 // the instance (seen in TestFaultSuite after a broker bounce).
 func TestTransactionErrorOnProduceIsAnAbort(t *testing.T) {
-	c, brokers := fakeCluster(t, "pe")
-	const n = 100
-	produceValues(t, brokers, "pe-in", 0, n)
-	failed := failFirstTransactionalProduce(c, kerr.InvalidProducerEpoch)
-	e := eosEngine(t, brokers, "pe", topology.ResetEarliest, nil)
-	cancel, done := runEngine(e)
-	defer cancel()
-	waitCommitted(t, brokers, "pe-out", done, 30*time.Second, func(got []*kgo.Record) bool { return len(got) >= n })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if !failed.Load() || e.Metrics().TransactionsAborted == 0 {
-		t.Fatalf("no transaction aborted (produce refused: %v): the test did not test anything", failed.Load())
-	}
-	got := readCommitted(t, brokers, "pe-out")
-	for i, r := range got {
-		if string(r.Value) != strconv.Itoa(i) {
-			t.Fatalf("output #%d is %s, want %d (lost or doubled records)", i, r.Value, i)
-		}
-	}
-	if len(got) != n {
-		t.Fatalf("%d outputs, want %d", len(got), n)
-	}
+	exactlyOnceThroughAnAbort(t, "pe", func(c *kfake.Cluster) *atomic.Bool {
+		return failFirstTransactionalProduce(c, kerr.InvalidProducerEpoch)
+	})
 }
