@@ -40,17 +40,10 @@ func newEpoch(prev *epoch) *epoch {
 	return e
 }
 
-func (e *epoch) add() {
-	e.pending.Add(1)
-	if !e.sent.Load() {
-		e.sent.Store(true)
-	}
-}
-
-// reserve takes n references at once for records the runner is about to send: its sends then
-// count against the reservation without touching pending, a cache line the producer's promise
-// goroutine writes on every acknowledgement. What is left of the reservation is given back when
-// the epoch closes (releaseN).
+// reserve takes n references for records about to be sent. The runner takes them in bulk
+// (epochReserve): its sends then count against the reservation without touching pending, a
+// cache line the producer's promise goroutine writes on every acknowledgement, and what is left
+// is given back when the epoch closes (releaseN).
 func (e *epoch) reserve(n int64) {
 	e.pending.Add(n)
 	if !e.sent.Load() {
@@ -248,7 +241,7 @@ func (e *Engine) produceFailed(rec *kgo.Record, m *outMeta, err error) {
 			dl := &kgo.Record{Topic: e.cfg.Handlers.DeadLetterTopic, Partition: -1, Key: rec.Key, Value: rec.Value,
 				Timestamp: rec.Timestamp, Context: dm,
 				Headers: toKgoHeaders(topology.DeadLetterHeaders(fromKgoHeaders(rec.Headers), re))}
-			dm.ep.add()
+			dm.ep.reserve(1)
 			e.deadLettered.Add(1)
 			// Not from here directly: this runs inside a promise, and franz-go says a Produce
 			// from a promise can deadlock the client when its buffer is full (the promise

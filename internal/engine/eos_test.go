@@ -440,17 +440,8 @@ func TestRecordsPolledDuringShutdownAreCommitted(t *testing.T) {
 			t.Fatalf("output %d is %q, want %q", i, r.Value, strconv.Itoa(i))
 		}
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), "stop-app")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o, ok := offs.Lookup("stop-in", 0); !ok || o.At != polledTo {
-		t.Fatalf("committed offset of stop-in[0] is %+v, want %d", o, polledTo)
+	if at := committedOffset(t, brokers, "stop-app", "stop-in"); at != polledTo {
+		t.Fatalf("committed offset of stop-in[0] is %d, want %d", at, polledTo)
 	}
 }
 

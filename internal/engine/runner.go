@@ -113,7 +113,7 @@ type partQueue struct {
 	partition int32
 	recs      []*kgo.Record
 	head      int
-	paused    bool // paused because the buffer stayed full (see enqueue)
+	paused    bool // paused because the buffer stayed full (see checkHog)
 	// overSince is when the buffer went over its limit; zero while it is under it.
 	overSince time.Time
 	// held: paused until the task is ready (restored). Records polled for a task that cannot
@@ -320,7 +320,7 @@ func (r *runner) release() {
 const batchSize = 500
 
 // hogAfter is how long a partition's buffer may stay over its limit before its fetching pauses
-// (see enqueue).
+// (see checkHog).
 const hogAfter = 100 * time.Millisecond
 
 // run is the runner goroutine: it restores the task's state, starts its processors, then
