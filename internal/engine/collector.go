@@ -247,9 +247,14 @@ func (e *Engine) produceFailed(rec *kgo.Record, m *outMeta, err error) {
 			// from a promise can deadlock the client when its buffer is full (the promise
 			// worker would wait on itself). A goroutine waits for space instead.
 			e.bg.Add(1)
+			e.deadLetters.Add(1)
 			go func() {
 				defer e.bg.Done()
+				if e.beforeDeadLetterProduce != nil {
+					e.beforeDeadLetterProduce()
+				}
 				e.cl.Produce(e.produceCtx, dl, e.deadLetterPromise)
+				e.deadLetters.Done()
 			}()
 		}
 	default:

@@ -149,6 +149,13 @@ type Engine struct {
 	promiseFn func(*kgo.Record, error)
 	// afterPoll, when set (tests), sees every poll's result before the records are queued.
 	afterPoll func(ctx context.Context, fs kgo.Fetches)
+	// beforeDeadLetterProduce, when set (tests), runs before a record refused by Kafka is
+	// produced to the dead-letter topic.
+	beforeDeadLetterProduce func()
+	// deadLetters counts the dead-letter produces started from a promise that have not yet been
+	// handed to the client: an exactly-once round waits for them before it flushes a second
+	// time, so that they are in the transaction whose input offsets commit (commitTxn).
+	deadLetters sync.WaitGroup
 	// The transaction gate (eos.go).
 	txnMu       sync.Mutex
 	roundActive bool

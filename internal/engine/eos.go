@@ -256,7 +256,17 @@ func (e *Engine) commitTxn(ctx context.Context) error {
 	// franz-go commits whatever was produced when asked to commit, so a record refused while
 	// End flushes would be missing from a committed transaction whose input offsets commit.
 	if produced {
-		if err := e.cl.Flush(endCtx); err != nil {
+		// Twice: a record refused during the first flush and dead-lettered by the production
+		// handler is produced from a goroutine its promise starts (produceFailed); the second
+		// flush, once those are handed to the client, puts it in this transaction, with the
+		// input offsets it stands for. Refusals of dead-letter records are fatal, so there is no
+		// third generation.
+		err := e.cl.Flush(endCtx)
+		if err == nil {
+			e.deadLetters.Wait()
+			err = e.cl.Flush(endCtx)
+		}
+		if err != nil {
 			close(round.done)
 			return fmt.Errorf("engine: flushing the transaction's records: %w", err)
 		}

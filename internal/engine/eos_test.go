@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"strconv"
 	"sync/atomic"
@@ -303,7 +304,7 @@ func TestSlowProcessingOutlastsTheRoundBound(t *testing.T) {
 // eosEngine makes an exactly-once engine, app "<name>-app", copying topic "<name>-in" to
 // "<name>-out" through mid when it is not nil.
 func eosEngine(t *testing.T, brokers []string, name string, reset topology.OffsetReset,
-	mid func(ctx topology.Context[string, string], r topology.Record[string, string]) error) *Engine {
+	mid func(ctx topology.Context[string, string], r topology.Record[string, string]) error, opts ...func(*Config)) *Engine {
 	t.Helper()
 	topo := topology.New()
 	node := topology.AddSource(topo, "in", []string{name + "-in"}, serde.String(), serde.String())
@@ -315,8 +316,12 @@ func eosEngine(t *testing.T, brokers []string, name string, reset topology.Offse
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(Config{AppID: name + "-app", Brokers: brokers, Plan: plan, Guarantee: ExactlyOnce,
-		OffsetReset: reset, CommitInterval: 100 * time.Millisecond, StateDir: t.TempDir()})
+	cfg := Config{AppID: name + "-app", Brokers: brokers, Plan: plan, Guarantee: ExactlyOnce,
+		OffsetReset: reset, CommitInterval: 100 * time.Millisecond, StateDir: t.TempDir()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +482,8 @@ func failFirstTransactionalProduce(c *kfake.Cluster, code *kerr.Error) *atomic.B
 	return &failed
 }
 
-// committedOffset returns the app's committed offset of topic[0], -1 without one.
+// committedOffset returns the app's committed offset of topic[0], -1 without one (or before the
+// group exists).
 func committedOffset(t *testing.T, brokers []string, app, topic string) int64 {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
@@ -486,6 +492,9 @@ func committedOffset(t *testing.T, brokers []string, app, topic string) int64 {
 	}
 	defer cl.Close()
 	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), app)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return -1 // the group has not committed yet
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,4 +543,65 @@ func TestTransactionErrorOnProduceIsAnAbort(t *testing.T) {
 	exactlyOnceThroughAnAbort(t, "pe", func(c *kfake.Cluster) *atomic.Bool {
 		return failFirstTransactionalProduce(c, kerr.InvalidProducerEpoch)
 	})
+}
+
+// A record Kafka refuses, dead-lettered by the production handler, is part of the transaction
+// that commits its input offset. Its dead-letter produce starts from the refused record's
+// promise (a goroutine: a promise must not block on Produce); here that goroutine is slow, so
+// the round's flush is over before the dead-letter record is handed to the client. Before the
+// fix it went into the next transaction, which, with no input left, was never committed: the
+// input was committed and the record was in neither the output nor the dead-letter topic.
+func TestDeadLetteredRefusalCommitsWithItsInput(t *testing.T) {
+	c, brokers := fakeCluster(t, "dr")
+	const n = 50
+	produceValues(t, brokers, "dr-in", 0, n)
+	failed := failFirstTransactionalProduce(c, kerr.InvalidRecord)
+	e := eosEngine(t, brokers, "dr", topology.ResetEarliest, nil, func(c *Config) {
+		c.Handlers = topology.ErrorHandlers{
+			Production:      func(*topology.RecordError) topology.Action { return topology.ActionDeadLetter },
+			DeadLetterTopic: "dr-dlq",
+		}
+		c.CreateDeadLetterTopic = true
+	})
+	e.beforeDeadLetterProduce = func() { time.Sleep(300 * time.Millisecond) }
+	cancel, done := runEngine(e)
+	defer cancel()
+	deadline := time.Now().Add(30 * time.Second)
+	for committedOffset(t, brokers, "dr-app", "dr-in") < n {
+		select {
+		case err := <-done:
+			t.Fatalf("the engine stopped: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("input not committed to %d within 30s (%+v)", n, e.Metrics())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !failed.Load() {
+		t.Fatal("no produce was refused: the test did not test anything")
+	}
+	out, dead := readCommitted(t, brokers, "dr-out"), readCommitted(t, brokers, "dr-dlq")
+	if len(dead) == 0 {
+		t.Fatalf("input committed to %d, %d outputs and no dead-letter record committed: the refused records are lost", n, len(out))
+	}
+	seen := map[string]int{}
+	for _, r := range append(out, dead...) {
+		seen[string(r.Value)]++
+	}
+	for i := range n {
+		if c := seen[strconv.Itoa(i)]; c != 1 {
+			t.Errorf("value %d committed %d times across output and dead-letter topics, want once", i, c)
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct values committed, want %d", len(seen), n)
+	}
+	if m := e.Metrics(); m.DeadLettered != int64(len(dead)) {
+		t.Errorf("metric DeadLettered %d, %d dead-letter records committed", m.DeadLettered, len(dead))
+	}
 }
