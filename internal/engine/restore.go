@@ -252,7 +252,7 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 			if rec.Offset < end {
 				next = rec.Offset + 1
 				if !rec.Attrs.IsControl() {
-					cur.add(rec, chunkBytes)
+					cur.add(rec, chunkBytes, end-rec.Offset)
 				}
 			}
 			rec.Recycle() // its key and value are copied: the client may reuse the record
@@ -360,11 +360,17 @@ type chunkRecord struct {
 	klen, vlen int32
 }
 
-// add appends a copy of rec; chunkBytes sizes the chunk's first arena (a chunk holds about that
-// many bytes).
-func (c *restoreChunk) add(rec *kgo.Record, chunkBytes int) {
+// add appends a copy of rec. The first one sizes the chunk's arena: a chunk holds about
+// chunkBytes, or, when fewer records are left (left counts rec too), twice what they would take
+// if they were rec's size: a restore of a few records does not allocate a whole chunk (16 MiB),
+// and a changelog of larger records than the first grows the arena by reallocation.
+func (c *restoreChunk) add(rec *kgo.Record, chunkBytes int, left int64) {
 	if c.arena == nil {
-		c.arena = make([]byte, 0, chunkBytes+chunkBytes/8)
+		n := int64(chunkBytes + chunkBytes/8)
+		if est := 2 * left * int64(len(rec.Key)+len(rec.Value)+16); est < n {
+			n = max(est, 64<<10)
+		}
+		c.arena = make([]byte, 0, n)
 	}
 	if len(c.meta) == cap(c.meta) && len(c.meta) >= 1024 {
 		// Grow to what a whole chunk of records of this size holds, not by doubling.
