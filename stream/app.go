@@ -67,6 +67,8 @@ type appConfig struct {
 	commitIntervalSet bool
 	purgeInterval     time.Duration
 	cleanupDelay      time.Duration
+	restoreConc       int
+	restoreConcSet    bool
 }
 
 // AppID sets the application id: the consumer group id and the prefix of the app's internal
@@ -190,6 +192,16 @@ func StateCleanupDelay(d time.Duration) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.cleanupDelay = d })
 }
 
+// RestoreConcurrency bounds how many tasks of an instance restore their state from changelogs
+// at once; the others wait for a turn (a task processes only once restored, either way). Default:
+// the CPUs the process may use (GOMAXPROCS), at least 2. A restore is bound by CPU, and each one
+// holds a client and up to ~50 MiB of buffers, so an instance assigned many tasks at once
+// restores as fast with the bound, in far less memory. A task with nothing to restore (a clean
+// restart) does not wait.
+func RestoreConcurrency(n int) AppOption {
+	return appOptionFunc(func(c *appConfig) { c.restoreConc, c.restoreConcSet = n, true })
+}
+
 var appIDRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,200}$`)
 
 // App runs a topology as a member of a Kafka consumer group: start as many replicas as you like
@@ -239,6 +251,9 @@ func NewApp(b *Builder, opts ...AppOption) (*App, error) {
 	if cfg.maxBuffered <= 0 {
 		errs = append(errs, fmt.Errorf("stream: NewApp: MaxBufferedRecordsPerPartition(%d) must be positive", cfg.maxBuffered))
 	}
+	if cfg.restoreConcSet && cfg.restoreConc <= 0 {
+		errs = append(errs, fmt.Errorf("stream: NewApp: RestoreConcurrency(%d) must be positive", cfg.restoreConc))
+	}
 	if cfg.replication == 0 || cfg.replication < -1 {
 		errs = append(errs, fmt.Errorf("stream: NewApp: ReplicationFactor(%d) must be positive, or -1 for the broker's default", cfg.replication))
 	}
@@ -277,6 +292,7 @@ func NewApp(b *Builder, opts ...AppOption) (*App, error) {
 		PurgeInterval:           cfg.purgeInterval,
 		StateDir:                filepath.Join(cfg.stateDir, cfg.appID),
 		StateCleanupDelay:       cfg.cleanupDelay,
+		RestoreConcurrency:      cfg.restoreConc,
 		Logger:                  cfg.logger,
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -69,8 +70,19 @@ type Config struct {
 	// for a sticky return, before it is deleted. Default 10 minutes (Kafka Streams'
 	// state.cleanup.delay.ms).
 	StateCleanupDelay time.Duration
-	Logger            *slog.Logger
+	// RestoreConcurrency is how many tasks restore their stores from changelogs at once; the
+	// others wait (they are not ready either way). Default: the CPUs the process may use
+	// (GOMAXPROCS), at least 2. Each restore holds a client and up to two 16 MiB chunks (plus a
+	// Pebble store's staging buffer), so without a bound an instance assigned a hundred tasks
+	// with large changelogs would hold gigabytes and a hundred connections while restoring, and
+	// go no faster: a restore is bound by CPU.
+	RestoreConcurrency int
+	Logger             *slog.Logger
 }
+
+// DefaultRestoreConcurrency is Config.RestoreConcurrency's default: the CPUs the process may use
+// (GOMAXPROCS), at least 2.
+func DefaultRestoreConcurrency() int { return max(2, runtime.GOMAXPROCS(0)) }
 
 // State is where the engine is in its life.
 type State int32
@@ -191,9 +203,11 @@ type Engine struct {
 	skippedProduce atomic.Int64
 	deadLettered   atomic.Int64
 	restored       atomic.Int64
-	aborts         atomic.Int64
-	pauses         atomic.Int64
-	closedMetrics  taskCounters // of tasks closed on this instance; guarded by mu
+	// restoreSlots holds a token per running restore (Config.RestoreConcurrency).
+	restoreSlots  chan struct{}
+	aborts        atomic.Int64
+	pauses        atomic.Int64
+	closedMetrics taskCounters // of tasks closed on this instance; guarded by mu
 }
 
 // taskCounters sums topology.TaskMetrics.
@@ -306,20 +320,24 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.MaxBufferedPerPartition <= 0 {
 		cfg.MaxBufferedPerPartition = 10_000
 	}
+	if cfg.RestoreConcurrency <= 0 {
+		cfg.RestoreConcurrency = DefaultRestoreConcurrency()
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{
-		cfg:         cfg,
-		log:         cfg.Logger.With("app", cfg.AppID),
-		tasks:       map[topology.TaskID]*runner{},
-		byPartition: map[topicPartition]*runner{},
-		firstPolled: map[topicPartition]int64{},
-		commitNow:   make(chan struct{}, 1),
-		room:        make(chan struct{}, 1),
-		clientSet:   make(chan struct{}),
-		partCounts:  map[string]int32{},
-		failed:      make(chan struct{}),
+		cfg:          cfg,
+		log:          cfg.Logger.With("app", cfg.AppID),
+		tasks:        map[topology.TaskID]*runner{},
+		byPartition:  map[topicPartition]*runner{},
+		firstPolled:  map[topicPartition]int64{},
+		commitNow:    make(chan struct{}, 1),
+		room:         make(chan struct{}, 1),
+		clientSet:    make(chan struct{}),
+		partCounts:   map[string]int32{},
+		failed:       make(chan struct{}),
+		restoreSlots: make(chan struct{}, cfg.RestoreConcurrency),
 	}
 	e.roundTimeout = max(cfg.CommitInterval*4, 30*time.Second)
 	e.promiseFn = e.promise

@@ -62,6 +62,7 @@ func (r *runner) restoreStore(ctx context.Context, rs topology.Restorable, topic
 		Log:        r.e.log,
 		Bounds:     r.e.changelogBounds,
 		Restored:   func(n int64) { r.e.restored.Add(n) },
+		Slots:      r.e.restoreSlots,
 	}
 	_, err := cr.Restore(ctx, rs, topic, r.id.Partition, r.id.String())
 	return err
@@ -81,6 +82,10 @@ type ChangelogRestorer struct {
 	Bounds func(ctx context.Context, topic string, p int32) (start, end int64, err error)
 	// Restored, if not nil, is told how many records each applied chunk held.
 	Restored func(n int64)
+	// Slots, if not nil, bounds the restores that run at once: a restore with records to
+	// restore holds a token of it (a send) until it returns. One with nothing to restore (a
+	// clean restart) takes none.
+	Slots chan struct{}
 	// ChunkBytes is how many bytes of keys and values are applied at once (default
 	// restoreChunkBytes); FetchPartitionBytes the changelog client's fetch.max.partition.bytes
 	// (default restoreFetchPartitionBytes). Set by the benchmark to compare settings.
@@ -119,6 +124,19 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 	}
 	if from >= end {
 		return 0, nil
+	}
+	if c.Slots != nil {
+		select {
+		case c.Slots <- struct{}{}:
+		default:
+			log.Info("waiting for another task's restore to finish", "task", task, "store", rs.Name(), "slots", cap(c.Slots))
+			select {
+			case c.Slots <- struct{}{}:
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+		defer func() { <-c.Slots }()
 	}
 	t0 := time.Now()
 	log.Info("restoring", "task", task, "store", rs.Name(), "from", from, "to", end, "records", end-from)

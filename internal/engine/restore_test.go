@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -186,5 +187,82 @@ func TestSmallRestoreAllocatesLittle(t *testing.T) {
 	t.Logf("restoring %d records allocated %d KiB", n, alloc>>10)
 	if alloc > 8<<20 {
 		t.Fatalf("restoring %d records of 104 bytes allocated %d MiB", n, alloc>>20)
+	}
+}
+
+// slowRestorable is a fakeRestorable whose chunks take a while, and that tracks how many restores
+// apply chunks at once.
+type slowRestorable struct {
+	fakeRestorable
+	running, most *atomic.Int32
+}
+
+func (s *slowRestorable) Restore(recs []topology.ChangelogEntry, next int64) error {
+	n := s.running.Add(1)
+	defer s.running.Add(-1)
+	for {
+		m := s.most.Load()
+		if n <= m || s.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	return s.fakeRestorable.Restore(recs, next)
+}
+
+// Restores beyond ChangelogRestorer.Slots wait for a running one to finish: six partitions
+// restored at once with two slots never have more than two restores writing, and every one
+// completes.
+func TestRestoreSlotsBoundConcurrentRestores(t *testing.T) {
+	const parts, n = 6, 200
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(parts, "slots-changelog"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("slots-changelog"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for p := range int32(parts) {
+		for i := range n {
+			cl.Produce(ctx, &kgo.Record{Partition: p, Key: fmt.Appendf(nil, "k%d", i), Value: []byte("v")}, nil)
+		}
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bounds := func(context.Context, string, int32) (int64, int64, error) { return 0, n, nil }
+	var running, most atomic.Int32
+	cr := &ChangelogRestorer{Brokers: c.ListenAddrs(), Bounds: bounds, Slots: make(chan struct{}, 2), ChunkBytes: 256}
+	errs := make(chan error, parts)
+	stores := make([]*slowRestorable, parts)
+	for p := range int32(parts) {
+		stores[p] = &slowRestorable{running: &running, most: &most}
+		go func() {
+			_, err := cr.Restore(ctx, stores[p], "slots-changelog", p, fmt.Sprintf("0_%d", p))
+			errs <- err
+		}()
+	}
+	for range parts {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p, s := range stores {
+		if len(s.recs) != n {
+			t.Errorf("partition %d: %d records restored, want %d", p, len(s.recs), n)
+		}
+	}
+	if m := most.Load(); m > 2 {
+		t.Fatalf("%d restores wrote at once with 2 slots", m)
+	} else if m < 2 {
+		t.Fatalf("at most %d restore wrote at a time: the test did not make them overlap", m)
+	}
+	if len(cr.Slots) != 0 {
+		t.Fatalf("%d slots still held after every restore returned", len(cr.Slots))
 	}
 }

@@ -40,6 +40,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rifflestream/riffle/bench/internal/benchenv"
+	"github.com/rifflestream/riffle/internal/engine"
 )
 
 type config struct {
@@ -57,6 +58,8 @@ type config struct {
 	// chunkBytes and fetchBytes override the restore's settings (0: the engine's defaults).
 	chunkBytes int
 	fetchBytes int
+	// concurrency bounds the restores that run at once (0: the engine's default).
+	concurrency int
 }
 
 func main() {
@@ -93,6 +96,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.BoolVar(&c.verbose, "v", false, "log the restores")
 	fs.IntVar(&c.chunkBytes, "chunk-bytes", 0, "bytes the restore applies at once (0: the engine's default)")
 	fs.IntVar(&c.fetchBytes, "fetch-partition-bytes", 0, "the restore client's fetch.max.partition.bytes (0: the engine's default)")
+	fs.IntVar(&c.concurrency, "restore-concurrency", 0, "restores that run at once, the others waiting (0: the engine's default, engine.DefaultRestoreConcurrency)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -142,7 +146,10 @@ func runBench(ctx context.Context, c config, args []string) (err error) {
 	adm := kadm.NewClient(cl)
 	e := &env{brokers: b.Addrs, adm: adm, topic: fmt.Sprintf("restorebench-%d-store-changelog", time.Now().UnixNano()),
 		partitions: int32(c.partitions), keys: c.keys, valueBytes: c.valueBytes, stateDir: c.stateDir, log: log,
-		chunkBytes: c.chunkBytes, fetchBytes: int32(c.fetchBytes)}
+		chunkBytes: c.chunkBytes, fetchBytes: int32(c.fetchBytes), concurrency: c.concurrency}
+	if e.concurrency <= 0 {
+		e.concurrency = engine.DefaultRestoreConcurrency()
+	}
 	if err := createChangelog(ctx, adm, e.topic, e.partitions); err != nil {
 		return err
 	}
@@ -169,7 +176,7 @@ func runBench(ctx context.Context, c config, args []string) (err error) {
 		Machine: benchenv.DescribeMachine(), Versions: benchenv.DescribeVersions(root), Broker: brokerNote,
 		Params: params{Keys: c.keys, KeyBytes: len(keyPrefix) + keyDigits, ValueBytes: c.valueBytes, Partitions: c.partitions,
 			Reps: c.reps, Isolation: "read_committed", Order: "alternating, restore first on odd runs",
-			ChunkBytes: c.chunkBytes, FetchPartitionBytes: c.fetchBytes},
+			ChunkBytes: c.chunkBytes, FetchPartitionBytes: c.fetchBytes, RestoreConcurrency: e.concurrency},
 		Load: loadFigures{Records: ld.Records, Bytes: ld.Bytes, Seconds: ld.Took.Seconds(), RecordsPerSec: float64(ld.Records) / ld.Took.Seconds()},
 	}
 	for i := 0; i < c.reps; i++ {

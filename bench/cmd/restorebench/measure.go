@@ -106,6 +106,9 @@ type env struct {
 	log        *slog.Logger
 	chunkBytes int   // engine.ChangelogRestorer.ChunkBytes (0: default)
 	fetchBytes int32 // engine.ChangelogRestorer.FetchPartitionBytes (0: default)
+	// concurrency is how many partitions restore at once (engine.ChangelogRestorer.Slots), as
+	// the engine bounds them (Config.RestoreConcurrency).
+	concurrency int
 }
 
 // restoreOnce restores the changelog into a fresh Pebble store through the engine's restore
@@ -149,6 +152,7 @@ func restoreOnce(ctx context.Context, e *env, profile string) (run, error) {
 
 		ChunkBytes:          e.chunkBytes,
 		FetchPartitionBytes: e.fetchBytes,
+		Slots:               make(chan struct{}, e.concurrency),
 	}
 	stopProfile := func() {}
 	if profile != "" {

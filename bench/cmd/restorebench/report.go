@@ -42,6 +42,8 @@ type params struct {
 	// (0: the engine's defaults).
 	ChunkBytes          int `json:"chunk_bytes"`
 	FetchPartitionBytes int `json:"fetch_partition_bytes"`
+	// RestoreConcurrency is how many partitions restored at once (the engine's bound).
+	RestoreConcurrency int `json:"restore_concurrency"`
 }
 
 type loadFigures struct {
@@ -165,7 +167,7 @@ func (r *result) markdown() string {
 	if p.ChunkBytes != 0 || p.FetchPartitionBytes != 0 {
 		settings = fmt.Sprintf("restore settings overridden: chunk %d bytes, fetch %d bytes per partition (0: default)", p.ChunkBytes, p.FetchPartitionBytes)
 	}
-	fmt.Fprintf(&b, "- %d runs of each, %s, %s, %s; median (min-max).\n\n", p.Reps, p.Order, p.Isolation, settings)
+	fmt.Fprintf(&b, "- %d runs of each, %s, %s, %s, %d partitions restoring at once; median (min-max).\n\n", p.Reps, p.Order, p.Isolation, settings, p.RestoreConcurrency)
 	fmt.Fprintf(&b, "| | records/s | MB/s | CPU s (this process) |\n|---|---:|---:|---:|\n")
 	fmt.Fprintf(&b, "| Riffle restore (into Pebble) | %s | %s | %s |\n", fmtSpread(r.Restore.RecordsPerSec, 0), fmtSpread(r.Restore.MBPerSec, 1), fmtSpread(r.Restore.CPUSeconds, 2))
 	fmt.Fprintf(&b, "| bare franz-go read | %s | %s | %s |\n", fmtSpread(r.Bare.RecordsPerSec, 0), fmtSpread(r.Bare.MBPerSec, 1), fmtSpread(r.Bare.CPUSeconds, 2))
