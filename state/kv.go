@@ -159,8 +159,10 @@ type kvStore[K, V any] struct {
 	countKnown bool
 	closed     bool
 
-	// observedTime, set by window and session stores, is saved in the checkpoint.
+	// observedTime, set by window and session stores, is saved in the checkpoint; savedTime is
+	// the time of the last checkpoint read or written.
 	observedTime func() int64
+	savedTime    int64
 
 	// ranges are deletions of whole key ranges (expired window segments) applied at the next
 	// commit, before the buffered writes. They write nothing to the changelog: the changelog's
@@ -389,6 +391,18 @@ func (s *kvStore[K, V]) Commit(next int64) error {
 		if s.observedTime != nil {
 			ws.Checkpoint.Time = s.observedTime()
 		}
+	} else if s.ctx.Changelog != "" && s.observedTime != nil && s.observedTime() > s.savedTime {
+		// Stream time moved with no changelog write of this task yet (AdvanceStreamTime, an idle
+		// close): the checkpoint keeps its offset and takes the new time, so a restart does not
+		// reopen the windows it closed.
+		c, ok, err := s.view.Checkpoint()
+		if err != nil {
+			return s.errf("reading the checkpoint", err)
+		}
+		if ok {
+			c.Time = s.observedTime()
+			ws.Checkpoint = &c
+		}
 	}
 	if len(ws.Writes) == 0 && ws.Checkpoint == nil && len(ws.DeleteRanges) == 0 {
 		return nil
@@ -398,6 +412,9 @@ func (s *kvStore[K, V]) Commit(next int64) error {
 	}
 	if err := s.view.Apply(ws); err != nil {
 		return s.errf("writing a batch", err)
+	}
+	if ws.Checkpoint != nil {
+		s.savedTime = ws.Checkpoint.Time
 	}
 	s.ranges = nil
 	s.count += delta
@@ -460,6 +477,7 @@ func (s *kvStore[K, V]) Restore(recs []topology.ChangelogEntry, next int64) erro
 	if s.observedTime != nil {
 		c.Time = s.observedTime()
 	}
+	s.savedTime = c.Time
 	s.countKnown = false
 	if r, ok := s.view.(restorer); ok {
 		return r.Restore(recs, c)

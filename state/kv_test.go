@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/datadriven"
 
@@ -226,4 +227,60 @@ func TestSecondInstanceOnTheSameDirFails(t *testing.T) {
 		t.Fatalf("after release: %v", err)
 	}
 	m2.Close()
+}
+
+// A window store's observed time raised without a write (AdvanceObserved: stream time moved by a
+// punctuation) is saved by the next commit even when the task has written no changelog record
+// since it started (next < 0): the checkpoint keeps its offset and takes the new time.
+func TestAdvancedObservedTimeIsCheckpointedWithoutWrites(t *testing.T) {
+	dir := t.TempDir()
+	open := func() (*Manager, *windowStore[string, string]) {
+		m, err := OpenManager(ManagerOptions{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := NewWindowStore("w", serde.String(), serde.String(), time.Minute)
+		st, err := m.OpenStore(topology.StoreContext{Task: topology.TaskID{Partition: 1}, Spec: spec,
+			Changelog: "app-w-changelog", Collector: &capture{}, Timestamp: func() int64 { return 5000 }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, st.(*windowStore[string, string])
+	}
+	m, w := open()
+	if err := w.Put("k", time.UnixMilli(0), "v"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(7); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	m, w = open() // a restart: no changelog record written in this life, so commits get next -1
+	if got := w.Observed().UnixMilli(); got != 5000 {
+		t.Fatalf("observed %d after the first restart, want 5000", got)
+	}
+	w.AdvanceObserved(time.UnixMilli(90_000))
+	w.AdvanceObserved(time.UnixMilli(60_000)) // never back
+	if err := w.Commit(-1); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	m, w = open()
+	defer m.Close()
+	if got := w.Observed().UnixMilli(); got != 90_000 {
+		t.Fatalf("observed %d after the second restart, want 90000 (AdvanceObserved's)", got)
+	}
+	c, ok, err := w.view.Checkpoint()
+	if err != nil || !ok || c.Offset != 7 {
+		t.Fatalf("checkpoint %+v (ok %v, %v), want offset 7 kept", c, ok, err)
+	}
 }

@@ -56,6 +56,9 @@ type TableSessionStore[K, V any] interface {
 	Caching() bool
 	// Observed returns the largest timestamp the store has seen, kept across restarts.
 	Observed() time.Time
+	// AdvanceObserved raises Observed to t (never lowers it) without a write: stream time moved
+	// without a record (a punctuation, AdvanceStreamTime), kept across restarts.
+	AdvanceObserved(t time.Time)
 	SetFlushListener(func(SessionFlushed[K, V]) error)
 }
 
@@ -101,9 +104,15 @@ func (s *SessionSpec[K, V]) open(m *Manager, ctx topology.StoreContext) (topolog
 	if c, ok, err := ss.view.Checkpoint(); err != nil {
 		return nil, err
 	} else if ok {
-		ss.observed = c.Time
+		ss.observed, ss.savedTime = c.Time, c.Time
 	}
 	return ss, nil
+}
+
+// AdvanceObserved raises the store's observed time to t without a write (see
+// windowStore.AdvanceObserved).
+func (s *sessionStore[K, V]) AdvanceObserved(t time.Time) {
+	s.observed = max(s.observed, t.UnixMilli())
 }
 
 // sessionStore keys: segment of the end (8 bytes) | uvarint len(key) | key | end | start.
@@ -129,10 +138,7 @@ func (s *sessionStore[K, V]) seg(ts int64) int64  { return ts / s.interval }
 func (s *sessionStore[K, V]) minLive() int64      { return s.observed - s.spec.retention.Milliseconds() + 1 }
 
 func (s *sessionStore[K, V]) observe(ts int64) {
-	if ts <= s.observed {
-		return
-	}
-	s.observed = ts
+	s.observed = max(s.observed, ts) // AdvanceObserved may have raised it already
 	if live := s.seg(max(s.minLive(), 0)); live > s.expired {
 		s.deleteRange(segStart(0), segStart(live))
 		s.expired = live

@@ -57,6 +57,9 @@ type TableWindowStore[K, V any] interface {
 	Caching() bool
 	// Observed returns the largest timestamp the store has seen, kept across restarts.
 	Observed() time.Time
+	// AdvanceObserved raises Observed to t (never lowers it) without a write: stream time moved
+	// without a record (a punctuation, AdvanceStreamTime), kept across restarts.
+	AdvanceObserved(t time.Time)
 	// Delete removes key's window starting at start.
 	Delete(key K, start time.Time) error
 	// PutAt is Put stamping the value with ts (the latest timestamp it reflects).
@@ -210,9 +213,17 @@ func (w *windowStore[K, V]) loadObserved() error {
 		return err
 	}
 	if ok {
-		w.observed = c.Time
+		w.observed, w.savedTime = c.Time, c.Time
 	}
 	return nil
+}
+
+// AdvanceObserved raises the store's observed time to t without a write (kept across restarts,
+// like a put's): stream time moved by a punctuation or AdvanceStreamTime, past the windows it
+// closed. It drops nothing: the segments it expires go with the next put, after a flush has
+// emitted what the cache holds of them.
+func (w *windowStore[K, V]) AdvanceObserved(t time.Time) {
+	w.observed = max(w.observed, t.UnixMilli())
 }
 
 func (w *windowStore[K, V]) seg(ts int64) int64 { return ts / w.interval }
@@ -221,10 +232,7 @@ func (w *windowStore[K, V]) seg(ts int64) int64 { return ts / w.interval }
 func (w *windowStore[K, V]) minLive() int64 { return w.observed - w.spec.retention.Milliseconds() + 1 }
 
 func (w *windowStore[K, V]) observe(ts int64) {
-	if ts <= w.observed {
-		return
-	}
-	w.observed = ts
+	w.observed = max(w.observed, ts) // AdvanceObserved may have raised it already
 	// Drop the segments that hold only expired windows.
 	if live := w.seg(max(w.minLive(), 0)); live > w.expired {
 		w.deleteRange(segStart(0), segStart(live))

@@ -134,7 +134,7 @@ func (p *sessionAgg[K, V, A]) Init(ctx topology.Context[Windowed[K], Change[A]])
 		})
 	}
 	p.clock.idle = p.idle
-	return p.clock.start(ctx, p.ss.Observed(), p.w.gap, p.maybeEmit)
+	return p.clock.start(ctx, p.ss.Observed(), p.w.gap, p.maybeEmit, p.ss.AdvanceObserved)
 }
 
 // closeTime: a session ending before it can no longer grow or merge (Kafka Streams counts the

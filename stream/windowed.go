@@ -171,16 +171,29 @@ type windowClock struct {
 }
 
 // start schedules the punctuations: on stream time (so a driver advancing it closes windows) and,
-// with an idle close, on the wall clock. tick closes what the (new) stream time closes.
-func (c *windowClock) start(ctx topology.ProcessorContext, stored time.Time, every time.Duration, tick func() error) error {
+// with an idle close, on the wall clock. tick closes what the (new) stream time closes; persist
+// then hands the new stream time to the stores, whose checkpoints keep it, so a restart does not
+// reopen windows that only a punctuation closed (their final results were emitted).
+func (c *windowClock) start(ctx topology.ProcessorContext, stored time.Time, every time.Duration, tick func() error, persist ...func(time.Time)) error {
 	c.observed = math.MinInt64
 	if ms := stored.UnixMilli(); ms > 0 {
 		c.observed = ms
 	}
 	c.lastRecord = ctx.WallClock()
+	ticked := func() error {
+		if err := tick(); err != nil {
+			return err
+		}
+		if c.observed != math.MinInt64 {
+			for _, p := range persist {
+				p(time.UnixMilli(c.observed))
+			}
+		}
+		return nil
+	}
 	if _, err := ctx.Schedule(max(every, time.Millisecond), topology.StreamTime, func(ts time.Time) error {
 		c.see(ts.UnixMilli())
-		return tick()
+		return ticked()
 	}); err != nil {
 		return err
 	}
@@ -192,7 +205,7 @@ func (c *windowClock) start(ctx topology.ProcessorContext, stored time.Time, eve
 			}
 			c.observed += quiet.Milliseconds()
 			c.lastRecord = now
-			return tick()
+			return ticked()
 		}); err != nil {
 			return err
 		}
@@ -246,7 +259,7 @@ func (p *timeWindowAgg[K, V, A]) Init(ctx topology.Context[Windowed[K], Change[A
 		})
 	}
 	p.clock.idle = p.idle
-	return p.clock.start(ctx, ws.Observed(), p.w.advance, p.maybeEmit)
+	return p.clock.start(ctx, ws.Observed(), p.w.advance, p.maybeEmit, ws.AdvanceObserved)
 }
 
 func (p *timeWindowAgg[K, V, A]) Process(r Record[K, V]) error {
@@ -421,7 +434,7 @@ func (p *slidingWindowAgg[K, V, A]) Init(ctx topology.Context[Windowed[K], Chang
 		})
 	}
 	p.clock.idle = p.idle
-	return p.clock.start(ctx, p.ws.Observed(), d, p.maybeEmit)
+	return p.clock.start(ctx, p.ws.Observed(), d, p.maybeEmit, p.ws.AdvanceObserved, p.rs.AdvanceObserved)
 }
 
 type timedValues[V any] struct {

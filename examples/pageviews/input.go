@@ -9,10 +9,11 @@ import (
 	"io"
 )
 
-// inputView is a view read from the input: the page (its record key) and the line as it is
-// (its record value).
+// inputView is a view read from the input: the page (its record key), its ts and the line as it
+// is (its record value).
 type inputView struct {
 	Page string
+	TS   int64
 	Line []byte
 }
 
@@ -32,12 +33,12 @@ func readViews(r io.Reader, skipped func(line int, err error)) ([]inputView, err
 		if len(line) == 0 {
 			continue
 		}
-		page, err := parseView(line)
+		page, ts, err := parseView(line)
 		if err != nil {
 			skipped(n, err)
 			continue
 		}
-		views = append(views, inputView{Page: page, Line: bytes.Clone(line)})
+		views = append(views, inputView{Page: page, TS: ts, Line: bytes.Clone(line)})
 	}
 	if err := sc.Err(); err != nil {
 		return views, fmt.Errorf("reading line %d of the input: %w", n+1, err)
@@ -46,22 +47,22 @@ func readViews(r io.Reader, skipped func(line int, err error)) ([]inputView, err
 }
 
 // parseView checks that line is a view as the app decodes it (encoding/json into View) and
-// returns its page.
-func parseView(line []byte) (string, error) {
+// returns its page and ts.
+func parseView(line []byte) (string, int64, error) {
 	var v struct {
 		Page *string `json:"page"`
 		TS   *int64  `json:"ts"`
 	}
 	if err := json.Unmarshal(line, &v); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	switch {
 	case v.Page == nil || *v.Page == "":
-		return "", errors.New(`no "page"`)
+		return "", 0, errors.New(`no "page"`)
 	case v.TS == nil:
-		return "", errors.New(`no "ts"`)
+		return "", 0, errors.New(`no "ts"`)
 	case *v.TS < 0:
-		return "", fmt.Errorf(`negative "ts" %d`, *v.TS)
+		return "", 0, fmt.Errorf(`negative "ts" %d`, *v.TS)
 	}
-	return *v.Page, nil
+	return *v.Page, *v.TS, nil
 }

@@ -34,9 +34,9 @@
 // A ts exactly on a minute, such as 00:01:00, is in the window starting then.
 //
 // When the app has processed the whole input (stream.App.WaitIdle), the windows still open would
-// wait forever for more views; the example moves stream time far into the future
-// (stream.App.AdvanceStreamTime), which closes them all, so every view that was not late is
-// counted.
+// wait forever for more views; the example moves stream time past the end plus grace of the
+// last view's window (stream.App.AdvanceStreamTime), which closes them all, so every view that
+// was not late is counted.
 //
 // The input topic has one partition by default (-partitions), so stream time follows the file's
 // order and "late" means late in file order. Stream time belongs to a task, which is one input
@@ -65,11 +65,9 @@
 //     however many ran before on the same broker. On a real broker the run deletes its topics and
 //     its group when it ends (-keep keeps them, to look at).
 //   - -app-id ID makes the run part of the application ID: nothing is deleted, and the run prints
-//     the windows it closed itself. A later run with the same ID goes on with the same state: its
-//     views for the windows the views of earlier runs closed are late. Not so for the windows
-//     only the end-of-input flush closed: Riffle does not keep a stream time moved by
-//     AdvanceStreamTime across restarts, so those windows open again, from zero, and are printed
-//     again by the run that closes them.
+//     the windows it closed itself. A later run with the same ID goes on with the same state and
+//     stream time (kept across restarts, the end-of-input flush's too): its views for windows
+//     earlier runs closed are late, so feed it later views.
 //
 // Without -brokers or KAFKA_BROKERS it starts an in-process broker (franz-go's kfake), which is
 // not Kafka and whose data is gone when the command exits: for anything real, point it at a
@@ -214,7 +212,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	m, err := runToEnd(ctx, app)
+	// Stream time just past the last window, so every window closes (and a later run with the
+	// same -app-id can count views after it: stream time, moved by AdvanceStreamTime too, is kept
+	// across restarts).
+	var last int64
+	for _, v := range views {
+		last = max(last, v.TS)
+	}
+	m, err := runToEnd(ctx, app, time.UnixMilli(last).Add(WindowSize+*grace))
 	if err != nil {
 		return err
 	}
@@ -237,12 +242,12 @@ func run() error {
 // runToEnd runs app until it has processed everything in its input topic, closes the windows still
 // open, stops the app, and returns its metrics. Once it returns, every window the app closed is
 // written to the output topic and acknowledged (the app's shutdown waits for that).
-func runToEnd(ctx context.Context, app *stream.App) (stream.Metrics, error) {
+func runToEnd(ctx context.Context, app *stream.App, endOfTime time.Time) (stream.Metrics, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- app.Run(runCtx) }()
-	err := closeAllWindows(ctx, app)
+	err := closeAllWindows(ctx, app, endOfTime)
 	cancel()
 	if runErr := <-done; runErr != nil {
 		return stream.Metrics{}, runErr
@@ -261,12 +266,10 @@ func runToEnd(ctx context.Context, app *stream.App) (stream.Metrics, error) {
 // The second WaitIdle does not wait for the emitted windows to be acknowledged (they come from no
 // input offset, and the input offsets are committed already): stopping the app does, so read the
 // output only after Run has returned.
-func closeAllWindows(ctx context.Context, app *stream.App) error {
+func closeAllWindows(ctx context.Context, app *stream.App, endOfTime time.Time) error {
 	if err := app.WaitIdle(ctx); err != nil {
 		return fmt.Errorf("waiting for the views to be processed: %w", err)
 	}
-	// Past the end plus grace of any window a view can be in.
-	endOfTime := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 	if err := app.AdvanceStreamTime(ctx, endOfTime); err != nil {
 		return fmt.Errorf("closing the open windows: %w", err)
 	}
