@@ -38,23 +38,31 @@ func (f *fakeRestorable) Restore(recs []topology.ChangelogEntry, next int64) err
 	return nil
 }
 
+// changelogCluster starts a kfake cluster with topic (of partitions partitions) and returns its
+// addresses, a context for the test and a client producing to topic (with opts).
+func changelogCluster(t *testing.T, topic string, partitions int32, opts ...kgo.Opt) ([]string, context.Context, *kgo.Client) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return c.ListenAddrs(), ctx, cl
+}
+
 // TestChangelogRestorerChunks restores a changelog with tombstones, empty values, an aborted and
 // a committed transaction, read_committed, in chunks far smaller than a fetch, and checks that
 // the store got every committed record in order, with a checkpoint per chunk ending at the end.
 func TestChangelogRestorerChunks(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "rs-changelog"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	addrs, ctx, plain := changelogCluster(t, "rs-changelog", 1)
 	var want []topology.ChangelogEntry
-	plain, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("rs-changelog"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
 	produce := func(cl *kgo.Client, i int, keep bool) {
 		r := &kgo.Record{Key: fmt.Appendf(nil, "k%04d", i%300), Timestamp: time.UnixMilli(int64(1000 + i))}
 		switch i % 7 {
@@ -74,7 +82,7 @@ func TestChangelogRestorerChunks(t *testing.T) {
 	for i := range 1000 {
 		produce(plain, i, true)
 	}
-	txn, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("rs-changelog"), kgo.TransactionalID("rs-txn"))
+	txn, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic("rs-changelog"), kgo.TransactionalID("rs-txn"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +120,7 @@ func TestChangelogRestorerChunks(t *testing.T) {
 			activeRestores.Add(others)
 			defer activeRestores.Add(-others)
 			f := &fakeRestorable{}
-			cr := &ChangelogRestorer{Brokers: c.ListenAddrs(), Isolation: kgo.ReadCommitted(), Bounds: bounds, ChunkBytes: 4 << 10, FetchPartitionBytes: 64 << 10}
+			cr := &ChangelogRestorer{Brokers: addrs, Isolation: kgo.ReadCommitted(), Bounds: bounds, ChunkBytes: 4 << 10, FetchPartitionBytes: 64 << 10}
 			n, err := cr.Restore(ctx, f, "rs-changelog", 0, "0_0")
 			if err != nil {
 				t.Fatal(err)
@@ -145,18 +153,7 @@ func TestChangelogRestorerChunks(t *testing.T) {
 // each restoring task used to allocate a 18 MiB arena up front, so an instance restoring a
 // hundred small stores at once allocated ~1.8 GB.
 func TestSmallRestoreAllocatesLittle(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "small-changelog"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("small-changelog"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	addrs, ctx, cl := changelogCluster(t, "small-changelog", 1)
 	const n = 100
 	for i := range n {
 		cl.Produce(ctx, &kgo.Record{Key: fmt.Appendf(nil, "k%03d", i), Value: bytes.Repeat([]byte{'v'}, 100)}, nil)
@@ -165,7 +162,7 @@ func TestSmallRestoreAllocatesLittle(t *testing.T) {
 		t.Fatal(err)
 	}
 	bounds := func(context.Context, string, int32) (int64, int64, error) { return 0, n, nil }
-	cr := &ChangelogRestorer{Brokers: c.ListenAddrs(), Bounds: bounds}
+	cr := &ChangelogRestorer{Brokers: addrs, Bounds: bounds}
 	// A first restore, not measured, so that what is made once per process is made.
 	if _, err := cr.Restore(ctx, &fakeRestorable{}, "small-changelog", 0, "0_0"); err != nil {
 		t.Fatal(err)
@@ -215,18 +212,7 @@ func (s *slowRestorable) Restore(recs []topology.ChangelogEntry, next int64) err
 // completes.
 func TestRestoreSlotsBoundConcurrentRestores(t *testing.T) {
 	const parts, n = 6, 200
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(parts, "slots-changelog"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("slots-changelog"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	addrs, ctx, cl := changelogCluster(t, "slots-changelog", parts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	for p := range int32(parts) {
 		for i := range n {
 			cl.Produce(ctx, &kgo.Record{Partition: p, Key: fmt.Appendf(nil, "k%d", i), Value: []byte("v")}, nil)
@@ -237,7 +223,7 @@ func TestRestoreSlotsBoundConcurrentRestores(t *testing.T) {
 	}
 	bounds := func(context.Context, string, int32) (int64, int64, error) { return 0, n, nil }
 	var running, most atomic.Int32
-	cr := &ChangelogRestorer{Brokers: c.ListenAddrs(), Bounds: bounds, Slots: make(chan struct{}, 2), ChunkBytes: 256}
+	cr := &ChangelogRestorer{Brokers: addrs, Bounds: bounds, Slots: make(chan struct{}, 2), ChunkBytes: 256}
 	errs := make(chan error, parts)
 	stores := make([]*slowRestorable, parts)
 	for p := range int32(parts) {
