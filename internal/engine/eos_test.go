@@ -566,18 +566,7 @@ func TestDeadLetteredRefusalCommitsWithItsInput(t *testing.T) {
 	e.beforeDeadLetterProduce = func() { time.Sleep(300 * time.Millisecond) }
 	cancel, done := runEngine(e)
 	defer cancel()
-	deadline := time.Now().Add(30 * time.Second)
-	for committedOffset(t, brokers, "dr-app", "dr-in") < n {
-		select {
-		case err := <-done:
-			t.Fatalf("the engine stopped: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("input not committed to %d within 30s (%+v)", n, e.Metrics())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitInputCommitted(t, e, done, brokers, "dr", n)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
@@ -603,5 +592,66 @@ func TestDeadLetteredRefusalCommitsWithItsInput(t *testing.T) {
 	}
 	if m := e.Metrics(); m.DeadLettered != int64(len(dead)) {
 		t.Errorf("metric DeadLettered %d, %d dead-letter records committed", m.DeadLettered, len(dead))
+	}
+}
+
+// Under exactly-once, the Skip production handler drops a record Kafka refused, as it says: the
+// transaction commits without it and with its input offsets, nothing is aborted, and the
+// record is counted as skipped. Every other record is committed exactly once.
+func TestSkippedRefusalCommitsWithoutIt(t *testing.T) {
+	c, brokers := fakeCluster(t, "sk")
+	const n = 50
+	produceValues(t, brokers, "sk-in", 0, n)
+	failed := failFirstTransactionalProduce(c, kerr.InvalidRecord)
+	e := eosEngine(t, brokers, "sk", topology.ResetEarliest, nil, func(c *Config) {
+		c.Handlers = topology.ErrorHandlers{
+			Production: func(*topology.RecordError) topology.Action { return topology.ActionSkip },
+		}
+	})
+	cancel, done := runEngine(e)
+	defer cancel()
+	waitInputCommitted(t, e, done, brokers, "sk", n)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !failed.Load() {
+		t.Fatal("no produce was refused: the test did not test anything")
+	}
+	m := e.Metrics()
+	skipped := m.Skipped[string(topology.StageProduce)]
+	out := readCommitted(t, brokers, "sk-out")
+	if skipped == 0 || int64(len(out))+skipped != n {
+		t.Fatalf("%d outputs committed and %d skipped, want %d in all with some skipped", len(out), skipped, n)
+	}
+	seen := map[string]int{}
+	for _, r := range out {
+		seen[string(r.Value)]++
+	}
+	for v, c := range seen {
+		if c != 1 {
+			t.Errorf("value %s committed %d times", v, c)
+		}
+	}
+	if m.TransactionsAborted != 0 {
+		t.Errorf("%d transactions aborted, want 0: skipping is not a failure", m.TransactionsAborted)
+	}
+}
+
+// waitInputCommitted waits until app "<name>-app" has committed topic "<name>-in" to n, failing
+// the test if the engine stops first or 30s pass.
+func waitInputCommitted(t *testing.T, e *Engine, done <-chan error, brokers []string, name string, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for committedOffset(t, brokers, name+"-app", name+"-in") < n {
+		select {
+		case err := <-done:
+			t.Fatalf("the engine stopped: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("input not committed to %d within 30s (%+v)", n, e.Metrics())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
