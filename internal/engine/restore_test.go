@@ -149,41 +149,41 @@ func TestChangelogRestorerChunks(t *testing.T) {
 	}
 }
 
-// A restore of a small changelog allocates memory for what it restores, not for a whole chunk:
-// each restoring task used to allocate a 18 MiB arena up front, so an instance restoring a
-// hundred small stores at once allocated ~1.8 GB.
-func TestSmallRestoreAllocatesLittle(t *testing.T) {
-	addrs, ctx, cl := changelogCluster(t, "small-changelog", 1)
-	const n = 100
-	for i := range n {
-		cl.Produce(ctx, &kgo.Record{Key: fmt.Appendf(nil, "k%03d", i), Value: bytes.Repeat([]byte{'v'}, 100)}, nil)
+// A chunk's arena is sized for what is left of the changelog, not for a whole chunk: every
+// restore used to allocate 18 MiB up front, so an instance restoring a hundred small stores at
+// once allocated ~1.8 GB. Records larger than the first one grow the arena, and the entries stay
+// right.
+func TestChunkArenaSizedForWhatIsLeft(t *testing.T) {
+	const chunk = restoreChunkBytes
+	small := &kgo.Record{Key: []byte("k000"), Value: bytes.Repeat([]byte{'v'}, 100)}
+	var few restoreChunk
+	few.add(small, chunk, 100)
+	if c := cap(few.arena); c > 1<<20 {
+		t.Errorf("a restore of 100 records of 104 bytes made an arena of %d bytes", c)
 	}
-	if err := cl.Flush(ctx); err != nil {
-		t.Fatal(err)
+	var many restoreChunk
+	many.add(small, chunk, 10_000_000)
+	if c, want := cap(many.arena), chunk+chunk/8; c != want {
+		t.Errorf("a restore of 10M records made an arena of %d bytes, want a chunk's %d", c, want)
 	}
-	bounds := func(context.Context, string, int32) (int64, int64, error) { return 0, n, nil }
-	cr := &ChangelogRestorer{Brokers: addrs, Bounds: bounds}
-	// A first restore, not measured, so that what is made once per process is made.
-	if _, err := cr.Restore(ctx, &fakeRestorable{}, "small-changelog", 0, "0_0"); err != nil {
-		t.Fatal(err)
+	// Three records left, judged by a tiny first one: the large ones that follow grow the arena.
+	var grown restoreChunk
+	want := []*kgo.Record{{Key: []byte("a"), Value: []byte("b")}}
+	for i := range 3 {
+		want = append(want, &kgo.Record{Key: fmt.Appendf(nil, "big%d", i), Value: bytes.Repeat([]byte{byte('x' + i)}, 200<<10)})
 	}
-	f := &fakeRestorable{}
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	got, err := cr.Restore(ctx, f, "small-changelog", 0, "0_0")
-	runtime.ReadMemStats(&after)
-	if err != nil {
-		t.Fatal(err)
+	want = append(want, &kgo.Record{Key: []byte("gone")}) // a tombstone
+	for i, r := range want {
+		grown.add(r, chunk, int64(len(want)-i))
 	}
-	if got != n || len(f.recs) != n {
-		t.Fatalf("restored %d (reported %d) records, want %d", len(f.recs), got, n)
+	got := grown.entries()
+	if len(got) != len(want) {
+		t.Fatalf("%d entries, want %d", len(got), len(want))
 	}
-	// The restore's client, the in-process cluster serving it and the test's copies allocate
-	// too (about 1 MiB here); a chunk's arena alone was 18 MiB.
-	alloc := after.TotalAlloc - before.TotalAlloc
-	t.Logf("restoring %d records allocated %d KiB", n, alloc>>10)
-	if alloc > 8<<20 {
-		t.Fatalf("restoring %d records of 104 bytes allocated %d MiB", n, alloc>>20)
+	for i, w := range want {
+		if !bytes.Equal(got[i].Key, w.Key) || !bytes.Equal(got[i].Value, w.Value) || (got[i].Value == nil) != (w.Value == nil) {
+			t.Errorf("entry %d: %q (%d value bytes), want %q (%d)", i, got[i].Key, len(got[i].Value), w.Key, len(w.Value))
+		}
 	}
 }
 
