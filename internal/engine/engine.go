@@ -581,8 +581,14 @@ func (e *Engine) pollLoop(ctx context.Context) {
 			}
 			continue
 		}
-		// At most what fits: the client keeps the rest buffered for the next poll.
-		fs := e.cl.PollRecords(pctx, int(max(1, e.bufferLimit.Load()-e.buffered.Load())))
+		// At most what fits: the client keeps the rest buffered for the next poll. Before the
+		// first poll after an assignment sets the limit (0 until then), what fits one partition:
+		// the poll that waits for the first assignment would otherwise take a single record.
+		limit := e.bufferLimit.Load()
+		if limit == 0 {
+			limit = int64(max(1, e.cfg.MaxBufferedPerPartition/2))
+		}
+		fs := e.cl.PollRecords(pctx, int(max(1, limit-e.buffered.Load())))
 		e.pollMu.Lock()
 		e.pollCancel = nil
 		e.pollMu.Unlock()

@@ -655,3 +655,28 @@ func waitInputCommitted(t *testing.T, e *Engine, done <-chan error, brokers []st
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// The first poll takes as many records as fit, not one: it starts before the first assignment,
+// when the poll limit (set per assigned partition after each poll) is still 0.
+func TestFirstPollTakesMoreThanOneRecord(t *testing.T) {
+	_, brokers := fakeCluster(t, "fp")
+	const n = 200
+	produceValues(t, brokers, "fp-in", 0, n)
+	e := eosEngine(t, brokers, "fp", topology.ResetEarliest, nil, func(c *Config) { c.Guarantee = AtLeastOnce })
+	var first atomic.Int64
+	e.afterPoll = func(_ context.Context, fs kgo.Fetches) {
+		if k := fs.NumRecords(); k > 0 {
+			first.CompareAndSwap(0, int64(k))
+		}
+	}
+	cancel, done := runEngine(e)
+	defer cancel()
+	waitInputCommitted(t, e, done, brokers, "fp", n)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if k := first.Load(); k <= 1 {
+		t.Fatalf("the first poll with records took %d of the %d available", k, n)
+	}
+}
