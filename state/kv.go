@@ -159,10 +159,10 @@ type kvStore[K, V any] struct {
 	countKnown bool
 	closed     bool
 
-	// observedTime, set by window and session stores, is saved in the checkpoint; savedTime is
-	// the time of the last checkpoint read or written.
+	// observedTime, set by window and session stores, is saved in the checkpoint.
 	observedTime func() int64
-	savedTime    int64
+	// onLogged, set by window and session stores, sees the timestamp of every changelog record.
+	onLogged func(ts int64)
 
 	// ranges are deletions of whole key ranges (expired window segments) applied at the next
 	// commit, before the buffered writes. They write nothing to the changelog: the changelog's
@@ -299,6 +299,9 @@ func (s *kvStore[K, V]) write(kb []byte, k K, v V, enc, vb []byte, ts int64) err
 }
 
 func (s *kvStore[K, V]) sendChangelog(kb, vb []byte, ts int64) {
+	if s.onLogged != nil {
+		s.onLogged(ts)
+	}
 	s.ctx.Collector.Send(topology.OutRecord{Topic: s.ctx.Changelog, Partition: s.ctx.Task.Partition,
 		Key: kb, Value: vb, Timestamp: time.UnixMilli(ts), Changelog: true})
 }
@@ -391,18 +394,6 @@ func (s *kvStore[K, V]) Commit(next int64) error {
 		if s.observedTime != nil {
 			ws.Checkpoint.Time = s.observedTime()
 		}
-	} else if s.ctx.Changelog != "" && s.observedTime != nil && s.observedTime() > s.savedTime {
-		// Stream time moved with no changelog write of this task yet (AdvanceStreamTime, an idle
-		// close): the checkpoint keeps its offset and takes the new time, so a restart does not
-		// reopen the windows it closed.
-		c, ok, err := s.view.Checkpoint()
-		if err != nil {
-			return s.errf("reading the checkpoint", err)
-		}
-		if ok {
-			c.Time = s.observedTime()
-			ws.Checkpoint = &c
-		}
 	}
 	if len(ws.Writes) == 0 && ws.Checkpoint == nil && len(ws.DeleteRanges) == 0 {
 		return nil
@@ -412,9 +403,6 @@ func (s *kvStore[K, V]) Commit(next int64) error {
 	}
 	if err := s.view.Apply(ws); err != nil {
 		return s.errf("writing a batch", err)
-	}
-	if ws.Checkpoint != nil {
-		s.savedTime = ws.Checkpoint.Time
 	}
 	s.ranges = nil
 	s.count += delta
@@ -477,7 +465,6 @@ func (s *kvStore[K, V]) Restore(recs []topology.ChangelogEntry, next int64) erro
 	if s.observedTime != nil {
 		c.Time = s.observedTime()
 	}
-	s.savedTime = c.Time
 	s.countKnown = false
 	if r, ok := s.view.(restorer); ok {
 		return r.Restore(recs, c)

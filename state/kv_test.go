@@ -1,7 +1,9 @@
 package state
 
 import (
+	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -230,57 +232,92 @@ func TestSecondInstanceOnTheSameDirFails(t *testing.T) {
 }
 
 // A window store's observed time raised without a write (AdvanceObserved: stream time moved by a
-// punctuation) is saved by the next commit even when the task has written no changelog record
-// since it started (next < 0): the checkpoint keeps its offset and takes the new time.
-func TestAdvancedObservedTimeIsCheckpointedWithoutWrites(t *testing.T) {
+// punctuation) makes the store dirty; its flush writes a time marker to the changelog, and the
+// commit after it saves the time in the checkpoint. A restart on the same dir, and a restore from
+// the changelog alone (another instance), both come back with that time.
+func TestAdvancedObservedTimeIsKept(t *testing.T) {
 	dir := t.TempDir()
-	open := func() (*Manager, *windowStore[string, string]) {
+	col := &capture{}
+	open := func(dir string) (*Manager, *windowStore[string, string]) {
 		m, err := OpenManager(ManagerOptions{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
 		spec := NewWindowStore("w", serde.String(), serde.String(), time.Minute)
 		st, err := m.OpenStore(topology.StoreContext{Task: topology.TaskID{Partition: 1}, Spec: spec,
-			Changelog: "app-w-changelog", Collector: &capture{}, Timestamp: func() int64 { return 5000 }})
+			Changelog: "app-w-changelog", Collector: col, Timestamp: func() int64 { return 5000 }})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return m, st.(*windowStore[string, string])
 	}
-	m, w := open()
+	m, w := open(dir)
 	if err := w.Put("k", time.UnixMilli(0), "v"); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Commit(7); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	m, w = open() // a restart: no changelog record written in this life, so commits get next -1
-	if got := w.Observed().UnixMilli(); got != 5000 {
-		t.Fatalf("observed %d after the first restart, want 5000", got)
+	if w.Dirty() {
+		t.Fatal("dirty after a flush of writes that carry the observed time")
 	}
 	w.AdvanceObserved(time.UnixMilli(90_000))
 	w.AdvanceObserved(time.UnixMilli(60_000)) // never back
-	if err := w.Commit(-1); err != nil {
+	if !w.Dirty() {
+		t.Fatal("not dirty after AdvanceObserved: the time would not reach the changelog")
+	}
+	col.out = nil
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"changelog app-w-changelog[1] \x00=" + string(binary.BigEndian.AppendUint64(nil, 90_000)) + " @90000"}; !slices.Equal(col.out, want) {
+		t.Fatalf("flush wrote %q, want one time marker %q", col.out, want)
+	}
+	if w.Dirty() {
+		t.Fatal("dirty after the marker was written")
+	}
+	if err := w.Commit(2); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
 
-	m, w = open()
-	defer m.Close()
+	m, w = open(dir) // a restart on the same dir
 	if got := w.Observed().UnixMilli(); got != 90_000 {
-		t.Fatalf("observed %d after the second restart, want 90000 (AdvanceObserved's)", got)
+		t.Fatalf("observed %d after a restart, want 90000 (AdvanceObserved's)", got)
 	}
-	c, ok, err := w.view.Checkpoint()
-	if err != nil || !ok || c.Offset != 7 {
-		t.Fatalf("checkpoint %+v (ok %v, %v), want offset 7 kept", c, ok, err)
+	if w.Dirty() {
+		t.Fatal("dirty after a restart: the checkpoint's time is in the changelog already")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another instance: an empty dir, restored from a changelog of a window and a marker; the
+	// marker sets the time and is not a window.
+	m, w = open(t.TempDir())
+	defer m.Close()
+	changelog := []topology.ChangelogEntry{
+		{Key: windowKey(w.seg(80_000), []byte("k"), 80_000), Value: []byte("v"), Timestamp: 85_000},
+		{Key: timeMarkerKey, Value: binary.BigEndian.AppendUint64(nil, 90_000), Timestamp: 90_000},
+	}
+	if err := w.Restore(changelog, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Observed().UnixMilli(); got != 90_000 {
+		t.Fatalf("observed %d after a restore, want the marker's 90000", got)
+	}
+	it, err := w.kvStore.All() // the raw keys: the window's, not the marker's
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	var keys []string
+	for it.Next() {
+		keys = append(keys, fmt.Sprintf("%x", it.Key()))
+	}
+	if want := []string{fmt.Sprintf("%x", windowKey(w.seg(80_000), []byte("k"), 80_000))}; !slices.Equal(keys, want) {
+		t.Errorf("restored keys %v, want only the window's %v", keys, want)
 	}
 }

@@ -104,9 +104,26 @@ func (s *SessionSpec[K, V]) open(m *Manager, ctx topology.StoreContext) (topolog
 	if c, ok, err := ss.view.Checkpoint(); err != nil {
 		return nil, err
 	} else if ok {
-		ss.observed, ss.savedTime = c.Time, c.Time
+		ss.observed = c.Time
 	}
+	ss.log.saw(ss.observed) // see windowStore.loadObserved
+	ss.onLogged = ss.log.saw
 	return ss, nil
+}
+
+// Dirty reports whether a flush has something to write: cached writes, or a time marker.
+func (s *sessionStore[K, V]) Dirty() bool {
+	return s.kvStore.Dirty() || timeMarkerDue(s.kvStore, &s.log, s.observed)
+}
+
+// Flush writes the cached writes and, if stream time ran ahead of what the changelog carries, a
+// time marker (streamtime.go).
+func (s *sessionStore[K, V]) Flush() error {
+	if err := s.kvStore.Flush(); err != nil {
+		return err
+	}
+	flushTimeMarker(s.kvStore, &s.log, s.observed)
+	return nil
 }
 
 // AdvanceObserved raises the store's observed time to t without a write (see
@@ -122,6 +139,7 @@ type sessionStore[K, V any] struct {
 	interval int64
 	observed int64
 	expired  int64
+	log      timeLog
 }
 
 func sessionKey(seg int64, kb []byte, start, end int64) []byte {
@@ -226,13 +244,13 @@ func (s *sessionStore[K, V]) SetFlushListener(f func(SessionFlushed[K, V]) error
 	})
 }
 
-// Restore implements topology.Restorable: records of expired sessions are skipped.
+// Restore implements topology.Restorable: records of expired sessions, and time markers, are
+// skipped; the observed time is the largest time the records carry.
 func (s *sessionStore[K, V]) Restore(recs []topology.ChangelogEntry, next int64) error {
 	for _, r := range recs {
-		if r.Timestamp > s.observed {
-			s.observed = r.Timestamp
-		}
+		s.observed = max(s.observed, restoredTime(r))
 	}
+	s.log.saw(s.observed)
 	live := recs[:0:0]
 	for _, r := range recs {
 		if _, times, err := splitWindowKey(r.Key, 2); err == nil && times[0] >= s.minLive() {

@@ -161,8 +161,9 @@ type windowStore[K, V any] struct {
 	*kvStore[[]byte, V]
 	spec     *WindowSpec[K, V]
 	interval int64
-	observed int64 // the largest timestamp put
+	observed int64 // the largest timestamp put, or stream time (AdvanceObserved)
 	expired  int64 // segments below this are deleted
+	log      timeLog
 	onFlush  func(WindowFlushed[K, V]) error
 }
 
@@ -213,8 +214,27 @@ func (w *windowStore[K, V]) loadObserved() error {
 		return err
 	}
 	if ok {
-		w.observed, w.savedTime = c.Time, c.Time
+		w.observed = c.Time
 	}
+	// The checkpoint's time was in the changelog when it was written (data records' timestamps,
+	// or a time marker written before the commit).
+	w.log.saw(w.observed)
+	w.onLogged = w.log.saw
+	return nil
+}
+
+// Dirty reports whether a flush has something to write: cached writes, or a time marker.
+func (w *windowStore[K, V]) Dirty() bool {
+	return w.kvStore.Dirty() || timeMarkerDue(w.kvStore, &w.log, w.observed)
+}
+
+// Flush writes the cached writes and, if stream time ran ahead of what the changelog carries, a
+// time marker (streamtime.go).
+func (w *windowStore[K, V]) Flush() error {
+	if err := w.kvStore.Flush(); err != nil {
+		return err
+	}
+	flushTimeMarker(w.kvStore, &w.log, w.observed)
 	return nil
 }
 
@@ -333,13 +353,13 @@ func (w *windowStore[K, V]) SetFlushListener(f func(WindowFlushed[K, V]) error) 
 	})
 }
 
-// Restore implements topology.Restorable: records of expired windows are skipped.
+// Restore implements topology.Restorable: records of expired windows, and time markers, are
+// skipped; the observed time is the largest time the records carry.
 func (w *windowStore[K, V]) Restore(recs []topology.ChangelogEntry, next int64) error {
 	for _, r := range recs {
-		if r.Timestamp > w.observed {
-			w.observed = r.Timestamp
-		}
+		w.observed = max(w.observed, restoredTime(r))
 	}
+	w.log.saw(w.observed)
 	live := recs[:0:0]
 	for _, r := range recs {
 		if _, times, err := splitWindowKey(r.Key, 1); err == nil && times[0] >= w.minLive() {

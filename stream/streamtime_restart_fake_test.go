@@ -14,11 +14,12 @@ import (
 	"github.com/rifflestream/riffle/stream"
 )
 
-// Stream time moved by AdvanceStreamTime survives a clean restart: the windows it closed (and
-// whose final results it emitted) stay closed, so a view for one of them after the restart is
-// late, not the start of a second final result for that window. Before, stream time restarted at
-// the largest record timestamp: the restarted app emitted window [0s, 10s) a second time, with
-// the late view as its count.
+// Stream time moved by AdvanceStreamTime survives a clean restart, on the same state dir or on
+// another instance restoring from the changelog: the windows it closed (and whose final results
+// it emitted) stay closed, so a view for one of them after the restart is late, not the start of
+// a second final result for that window. Before, stream time restarted at the largest record
+// timestamp: the restarted app emitted window [0s, 10s) a second time, with the late view as its
+// count.
 func TestAdvancedStreamTimeSurvivesARestart(t *testing.T) {
 	const size = 10 * time.Second
 	for _, c := range []struct {
@@ -36,6 +37,14 @@ func TestAdvancedStreamTimeSurvivesARestart(t *testing.T) {
 					stream.Materialized("counts-store"), stream.EmitOnWindowClose())
 			},
 			[]string{"a@0s-10s=2"}, []string{"a@0s-10s=2", "a@40s-50s=1"}, 1},
+		// Updates, not final results: closing a window writes nothing to its store, so only the
+		// time marker (or the checkpoint's time) says it is closed.
+		{"tumbling updates", stream.TimeWindowedSerde(serde.String(), size),
+			func(v stream.Stream[string, string]) stream.Table[stream.Windowed[string], int64] {
+				return stream.CountWindows(stream.WindowedBy(stream.GroupByKey(v), stream.Tumbling(size)),
+					stream.Materialized("counts-store"))
+			},
+			[]string{"a@0s-10s=2"}, []string{"a@0s-10s=2", "a@40s-50s=1"}, 1},
 		{"sessions", stream.SessionWindowedSerde(serde.String()),
 			func(v stream.Stream[string, string]) stream.Table[stream.Windowed[string], int64] {
 				return stream.CountSessions(stream.SessionWindowedBy(stream.GroupByKey(v), stream.Sessions(5*time.Second)),
@@ -44,14 +53,20 @@ func TestAdvancedStreamTimeSurvivesARestart(t *testing.T) {
 			// The view at 3s would have joined the closed session [1s, 2s].
 			[]string{"a@1s-2s=2"}, []string{"a@1s-2s=2", "a@41s-41s=1"}, 1},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			advancedStreamTimeSurvivesARestart(t, c.keySerde, c.count, c.first, c.second, c.late)
-		})
+		for _, moved := range []bool{false, true} {
+			name := c.name + "/same state dir"
+			if moved {
+				name = c.name + "/restored from the changelog"
+			}
+			t.Run(name, func(t *testing.T) {
+				advancedStreamTimeSurvivesARestart(t, c.keySerde, c.count, c.first, c.second, c.late, moved)
+			})
+		}
 	}
 }
 
 func advancedStreamTimeSurvivesARestart(t *testing.T, keySerde serde.Serde[stream.Windowed[string]],
-	count func(stream.Stream[string, string]) stream.Table[stream.Windowed[string], int64], first, second []string, late int64) {
+	count func(stream.Stream[string, string]) stream.Table[stream.Windowed[string], int64], first, second []string, late int64, moved bool) {
 	_, brokers := kafkatest.Fake(t, kfakeSeed("views", 1), kfakeSeed("counts", 1))
 	stateDir := t.TempDir()
 	newApp := func() *stream.App {
@@ -118,6 +133,9 @@ func advancedStreamTimeSurvivesARestart(t *testing.T, keySerde serde.Serde[strea
 		t.Fatalf("first run emitted %v, want %v", got, first)
 	}
 
+	if moved {
+		stateDir = t.TempDir() // another instance: the store is restored from its changelog
+	}
 	view("a", 3*time.Second)  // late: its window was closed before the restart
 	view("a", 41*time.Second) // a new window
 	m := runToEnd(60 * time.Second)
