@@ -298,7 +298,13 @@ func (s *kvStore[K, V]) write(kb []byte, k K, v V, enc, vb []byte, ts int64) err
 	return nil
 }
 
+// sendChangelog writes a changelog record. Its timestamp is the write's, but never later than
+// now: a write during a punctuation is stamped with stream time, which AdvanceStreamTime may put
+// anywhere, and brokers refuse records stamped over an hour ahead of their clock
+// (log.message.timestamp.after.max.ms, one hour by default since Kafka 4.0), which stopped the
+// app. The timestamp only ages the record for a window changelog's time retention.
 func (s *kvStore[K, V]) sendChangelog(kb, vb []byte, ts int64) {
+	ts = min(ts, time.Now().UnixMilli())
 	if s.onLogged != nil {
 		s.onLogged(ts)
 	}

@@ -2,7 +2,6 @@ package state
 
 import (
 	"encoding/binary"
-	"time"
 
 	"github.com/rifflestream/riffle/topology"
 )
@@ -30,14 +29,13 @@ type timeLog struct {
 func (l *timeLog) saw(ts int64) { l.logged = max(l.logged, ts) }
 
 // flushTimeMarker writes a time marker for observed to kv's changelog if the changelog does not
-// carry that time yet. The marker's record timestamp is observed, or now if observed is in the
-// future: brokers refuse records stamped far ahead (log.message.timestamp.after.max.ms, one hour
-// by default since Kafka 4.0), and AdvanceStreamTime may move stream time anywhere.
+// carry that time yet. Its record timestamp is observed, or now if observed is in the future
+// (sendChangelog): the time is in the value.
 func flushTimeMarker[V any](kv *kvStore[[]byte, V], l *timeLog, observed int64) {
 	if !timeMarkerDue(kv, l, observed) {
 		return
 	}
-	kv.sendChangelog(timeMarkerKey, binary.BigEndian.AppendUint64(nil, uint64(observed)), min(observed, time.Now().UnixMilli()))
+	kv.sendChangelog(timeMarkerKey, binary.BigEndian.AppendUint64(nil, uint64(observed)), observed)
 	l.saw(observed)
 }
 
