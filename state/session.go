@@ -99,47 +99,17 @@ func (s *SessionSpec[K, V]) open(m *Manager, ctx topology.StoreContext) (topolog
 	if err != nil {
 		return nil, err
 	}
-	ss := &sessionStore[K, V]{kvStore: inner, spec: s, interval: segmentInterval(s.retention), expired: -1}
-	ss.observedTime = func() int64 { return ss.observed }
-	if c, ok, err := ss.view.Checkpoint(); err != nil {
+	seg, err := newSegmented(inner, s.retention)
+	if err != nil {
 		return nil, err
-	} else if ok {
-		ss.observed = c.Time
 	}
-	ss.log.saw(ss.observed) // see windowStore.loadObserved
-	ss.onLogged = ss.log.saw
-	return ss, nil
-}
-
-// Dirty reports whether a flush has something to write: cached writes, or a time marker.
-func (s *sessionStore[K, V]) Dirty() bool {
-	return s.kvStore.Dirty() || timeMarkerDue(s.kvStore, &s.log, s.observed)
-}
-
-// Flush writes the cached writes and, if stream time ran ahead of what the changelog carries, a
-// time marker (streamtime.go).
-func (s *sessionStore[K, V]) Flush() error {
-	if err := s.kvStore.Flush(); err != nil {
-		return err
-	}
-	flushTimeMarker(s.kvStore, &s.log, s.observed)
-	return nil
-}
-
-// AdvanceObserved raises the store's observed time to t without a write (see
-// windowStore.AdvanceObserved).
-func (s *sessionStore[K, V]) AdvanceObserved(t time.Time) {
-	s.observed = max(s.observed, t.UnixMilli())
+	return &sessionStore[K, V]{segmented: seg, spec: s}, nil
 }
 
 // sessionStore keys: segment of the end (8 bytes) | uvarint len(key) | key | end | start.
 type sessionStore[K, V any] struct {
-	*kvStore[[]byte, V]
-	spec     *SessionSpec[K, V]
-	interval int64
-	observed int64
-	expired  int64
-	log      timeLog
+	*segmented[V]
+	spec *SessionSpec[K, V]
 }
 
 func sessionKey(seg int64, kb []byte, start, end int64) []byte {
@@ -149,19 +119,6 @@ func sessionKey(seg int64, kb []byte, start, end int64) []byte {
 }
 
 func (s *sessionStore[K, V]) Retention() time.Duration { return s.spec.retention }
-
-// Observed returns the largest timestamp the store has seen (kept across restarts).
-func (s *sessionStore[K, V]) Observed() time.Time { return time.UnixMilli(s.observed) }
-func (s *sessionStore[K, V]) seg(ts int64) int64  { return ts / s.interval }
-func (s *sessionStore[K, V]) minLive() int64      { return s.observed - s.spec.retention.Milliseconds() + 1 }
-
-func (s *sessionStore[K, V]) observe(ts int64) {
-	s.observed = max(s.observed, ts) // AdvanceObserved may have raised it already
-	if live := s.seg(max(s.minLive(), 0)); live > s.expired {
-		s.deleteRange(segStart(0), segStart(live))
-		s.expired = live
-	}
-}
 
 func (s *sessionStore[K, V]) key(k K) ([]byte, error) {
 	kb, err := s.spec.key.Serialize(s.topic, k)
@@ -247,10 +204,7 @@ func (s *sessionStore[K, V]) SetFlushListener(f func(SessionFlushed[K, V]) error
 // Restore implements topology.Restorable: records of expired sessions, and time markers, are
 // skipped; the observed time is the largest time the records carry.
 func (s *sessionStore[K, V]) Restore(recs []topology.ChangelogEntry, next int64) error {
-	for _, r := range recs {
-		s.observed = max(s.observed, restoredTime(r))
-	}
-	s.log.saw(s.observed)
+	s.restoreObserved(recs)
 	live := recs[:0:0]
 	for _, r := range recs {
 		if _, times, err := splitWindowKey(r.Key, 2); err == nil && times[0] >= s.minLive() {

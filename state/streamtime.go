@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/binary"
+	"time"
 
 	"github.com/rifflestream/riffle/topology"
 )
@@ -50,4 +51,80 @@ func restoredTime(r topology.ChangelogEntry) int64 {
 		return int64(binary.BigEndian.Uint64(r.Value))
 	}
 	return r.Timestamp
+}
+
+// segmented is what window and session stores share: the byte-keyed store they are built on,
+// cut into segments of interval ms (keys start with their segment), of which those holding
+// only expired entries are dropped; and the observed time, kept in checkpoints and changelogs.
+type segmented[V any] struct {
+	*kvStore[[]byte, V]
+	retention int64 // ms
+	interval  int64
+	observed  int64 // the largest timestamp put, or stream time (AdvanceObserved)
+	expired   int64 // segments below this are deleted
+	log       timeLog
+}
+
+func newSegmented[V any](inner *kvStore[[]byte, V], retention time.Duration) (*segmented[V], error) {
+	s := &segmented[V]{kvStore: inner, retention: retention.Milliseconds(), interval: segmentInterval(retention), expired: -1}
+	s.observedTime = func() int64 { return s.observed }
+	c, ok, err := s.view.Checkpoint()
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		s.observed = c.Time
+	}
+	// The checkpoint's time was in the changelog when it was written (data records' timestamps,
+	// or a time marker written before the commit).
+	s.log.saw(s.observed)
+	s.onLogged = s.log.saw
+	return s, nil
+}
+
+// Observed returns the largest timestamp the store has seen (kept across restarts).
+func (s *segmented[V]) Observed() time.Time { return time.UnixMilli(s.observed) }
+
+// AdvanceObserved raises the store's observed time to t without a write (kept across restarts,
+// like a put's): stream time moved by a punctuation or AdvanceStreamTime, past the windows it
+// closed. It drops nothing: the segments it expires go with the next put, after a flush has
+// emitted what the cache holds of them.
+func (s *segmented[V]) AdvanceObserved(t time.Time) { s.observed = max(s.observed, t.UnixMilli()) }
+
+func (s *segmented[V]) seg(ts int64) int64 { return ts / s.interval }
+
+// minLive is the oldest time still kept: a window's start, a session's end.
+func (s *segmented[V]) minLive() int64 { return s.observed - s.retention + 1 }
+
+// observe raises the observed time to ts (a put's) and drops the segments that hold only
+// expired entries.
+func (s *segmented[V]) observe(ts int64) {
+	s.observed = max(s.observed, ts) // AdvanceObserved may have raised it already
+	if live := s.seg(max(s.minLive(), 0)); live > s.expired {
+		s.deleteRange(segStart(0), segStart(live))
+		s.expired = live
+	}
+}
+
+// Dirty reports whether a flush has something to write: cached writes, or a time marker.
+func (s *segmented[V]) Dirty() bool {
+	return s.kvStore.Dirty() || timeMarkerDue(s.kvStore, &s.log, s.observed)
+}
+
+// Flush writes the cached writes and, if stream time ran ahead of what the changelog carries, a
+// time marker.
+func (s *segmented[V]) Flush() error {
+	if err := s.kvStore.Flush(); err != nil {
+		return err
+	}
+	flushTimeMarker(s.kvStore, &s.log, s.observed)
+	return nil
+}
+
+// restoreObserved raises the observed time to the largest time restored records carry.
+func (s *segmented[V]) restoreObserved(recs []topology.ChangelogEntry) {
+	for _, r := range recs {
+		s.observed = max(s.observed, restoredTime(r))
+	}
+	s.log.saw(s.observed)
 }

@@ -138,11 +138,11 @@ func (s *WindowSpec[K, V]) open(m *Manager, ctx topology.StoreContext) (topology
 	if err != nil {
 		return nil, err
 	}
-	w := &windowStore[K, V]{kvStore: inner, spec: s, interval: segmentInterval(s.retention), expired: -1}
-	if err := w.loadObserved(); err != nil {
+	seg, err := newSegmented(inner, s.retention)
+	if err != nil {
 		return nil, err
 	}
-	return w, nil
+	return &windowStore[K, V]{segmented: seg, spec: s}, nil
 }
 
 // openInner opens the byte-keyed store that window and session stores are built on.
@@ -158,13 +158,9 @@ func openInner[V any](m *Manager, ctx topology.StoreContext, name string, value 
 // windowStore keys: segment (8 bytes) | uvarint len(key) | key | window start (8 bytes), all
 // big-endian, so one segment is one contiguous range and a key's windows are in start order.
 type windowStore[K, V any] struct {
-	*kvStore[[]byte, V]
-	spec     *WindowSpec[K, V]
-	interval int64
-	observed int64 // the largest timestamp put, or stream time (AdvanceObserved)
-	expired  int64 // segments below this are deleted
-	log      timeLog
-	onFlush  func(WindowFlushed[K, V]) error
+	*segmented[V]
+	spec    *WindowSpec[K, V]
+	onFlush func(WindowFlushed[K, V]) error
 }
 
 func windowKey(seg int64, kb []byte, start int64) []byte {
@@ -203,62 +199,6 @@ func splitWindowKey(ck []byte, trailing int) (kb []byte, times []int64, err erro
 }
 
 func (w *windowStore[K, V]) Retention() time.Duration { return w.spec.retention }
-
-// Observed returns the largest timestamp the store has seen (kept across restarts).
-func (w *windowStore[K, V]) Observed() time.Time { return time.UnixMilli(w.observed) }
-
-func (w *windowStore[K, V]) loadObserved() error {
-	w.observedTime = func() int64 { return w.observed }
-	c, ok, err := w.view.Checkpoint()
-	if err != nil {
-		return err
-	}
-	if ok {
-		w.observed = c.Time
-	}
-	// The checkpoint's time was in the changelog when it was written (data records' timestamps,
-	// or a time marker written before the commit).
-	w.log.saw(w.observed)
-	w.onLogged = w.log.saw
-	return nil
-}
-
-// Dirty reports whether a flush has something to write: cached writes, or a time marker.
-func (w *windowStore[K, V]) Dirty() bool {
-	return w.kvStore.Dirty() || timeMarkerDue(w.kvStore, &w.log, w.observed)
-}
-
-// Flush writes the cached writes and, if stream time ran ahead of what the changelog carries, a
-// time marker (streamtime.go).
-func (w *windowStore[K, V]) Flush() error {
-	if err := w.kvStore.Flush(); err != nil {
-		return err
-	}
-	flushTimeMarker(w.kvStore, &w.log, w.observed)
-	return nil
-}
-
-// AdvanceObserved raises the store's observed time to t without a write (kept across restarts,
-// like a put's): stream time moved by a punctuation or AdvanceStreamTime, past the windows it
-// closed. It drops nothing: the segments it expires go with the next put, after a flush has
-// emitted what the cache holds of them.
-func (w *windowStore[K, V]) AdvanceObserved(t time.Time) {
-	w.observed = max(w.observed, t.UnixMilli())
-}
-
-func (w *windowStore[K, V]) seg(ts int64) int64 { return ts / w.interval }
-
-// minLive is the oldest window start still kept.
-func (w *windowStore[K, V]) minLive() int64 { return w.observed - w.spec.retention.Milliseconds() + 1 }
-
-func (w *windowStore[K, V]) observe(ts int64) {
-	w.observed = max(w.observed, ts) // AdvanceObserved may have raised it already
-	// Drop the segments that hold only expired windows.
-	if live := w.seg(max(w.minLive(), 0)); live > w.expired {
-		w.deleteRange(segStart(0), segStart(live))
-		w.expired = live
-	}
-}
 
 func (w *windowStore[K, V]) Put(key K, start time.Time, value V) error {
 	return w.PutAt(key, start, value, time.UnixMilli(w.ctx.Timestamp()))
@@ -356,10 +296,7 @@ func (w *windowStore[K, V]) SetFlushListener(f func(WindowFlushed[K, V]) error) 
 // Restore implements topology.Restorable: records of expired windows, and time markers, are
 // skipped; the observed time is the largest time the records carry.
 func (w *windowStore[K, V]) Restore(recs []topology.ChangelogEntry, next int64) error {
-	for _, r := range recs {
-		w.observed = max(w.observed, restoredTime(r))
-	}
-	w.log.saw(w.observed)
+	w.restoreObserved(recs)
 	live := recs[:0:0]
 	for _, r := range recs {
 		if _, times, err := splitWindowKey(r.Key, 1); err == nil && times[0] >= w.minLive() {
