@@ -2,7 +2,6 @@ package stream_test
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -87,44 +86,11 @@ func advancedStreamTimeSurvivesARestart(t *testing.T, keySerde serde.Serde[strea
 			t.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	// runToEnd runs the app until its input is processed, moves stream time to advanceTo (closing
-	// what that closes) and stops it cleanly.
 	runToEnd := func(advanceTo time.Duration) stream.Metrics {
 		t.Helper()
-		app := newApp()
-		_, stop := kafkatest.RunApp(t, app)
-		if err := app.WaitIdle(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := app.AdvanceStreamTime(ctx, zero.Add(advanceTo)); err != nil {
-			t.Fatal(err)
-		}
-		if err := app.WaitIdle(ctx); err != nil {
-			t.Fatal(err)
-		}
-		m := app.Metrics()
-		if err := stop(); err != nil {
-			t.Fatal(err)
-		}
-		return m
+		return kafkatest.RunToEnd(t, newApp(), zero.Add(advanceTo))
 	}
-	windows := func() []string {
-		var got []string
-		for _, r := range kafkatest.ReadAll(t, brokers, "counts", false) {
-			w, err := keySerde.Deserialize("counts", r.Key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n, err := serde.Int64().Deserialize("counts", r.Value)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, fmt.Sprintf("%s@%v-%v=%d", w.Key, w.Start.Sub(zero), w.End.Sub(zero), n))
-		}
-		return got
-	}
+	windows := func() []string { return kafkatest.WindowCounts(t, brokers, "counts", keySerde, zero) }
 
 	view("a", 1*time.Second)
 	view("a", 2*time.Second)

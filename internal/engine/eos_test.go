@@ -552,28 +552,10 @@ func TestTransactionErrorOnProduceIsAnAbort(t *testing.T) {
 // fix it went into the next transaction, which, with no input left, was never committed: the
 // input was committed and the record was in neither the output nor the dead-letter topic.
 func TestDeadLetteredRefusalCommitsWithItsInput(t *testing.T) {
-	c, brokers := fakeCluster(t, "dr")
 	const n = 50
-	produceValues(t, brokers, "dr-in", 0, n)
-	failed := failFirstTransactionalProduce(c, kerr.InvalidRecord)
-	e := eosEngine(t, brokers, "dr", topology.ResetEarliest, nil, func(c *Config) {
-		c.Handlers = topology.ErrorHandlers{
-			Production:      func(*topology.RecordError) topology.Action { return topology.ActionDeadLetter },
-			DeadLetterTopic: "dr-dlq",
-		}
-		c.CreateDeadLetterTopic = true
+	e, brokers := runThroughARefusal(t, "dr", n, topology.ActionDeadLetter, func(e *Engine) {
+		e.beforeDeadLetterProduce = func() { time.Sleep(300 * time.Millisecond) }
 	})
-	e.beforeDeadLetterProduce = func() { time.Sleep(300 * time.Millisecond) }
-	cancel, done := runEngine(e)
-	defer cancel()
-	waitInputCommitted(t, e, done, brokers, "dr", n)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if !failed.Load() {
-		t.Fatal("no produce was refused: the test did not test anything")
-	}
 	out, dead := readCommitted(t, brokers, "dr-out"), readCommitted(t, brokers, "dr-dlq")
 	if len(dead) == 0 {
 		t.Fatalf("input committed to %d, %d outputs and no dead-letter record committed: the refused records are lost", n, len(out))
@@ -599,25 +581,8 @@ func TestDeadLetteredRefusalCommitsWithItsInput(t *testing.T) {
 // transaction commits without it and with its input offsets, nothing is aborted, and the
 // record is counted as skipped. Every other record is committed exactly once.
 func TestSkippedRefusalCommitsWithoutIt(t *testing.T) {
-	c, brokers := fakeCluster(t, "sk")
 	const n = 50
-	produceValues(t, brokers, "sk-in", 0, n)
-	failed := failFirstTransactionalProduce(c, kerr.InvalidRecord)
-	e := eosEngine(t, brokers, "sk", topology.ResetEarliest, nil, func(c *Config) {
-		c.Handlers = topology.ErrorHandlers{
-			Production: func(*topology.RecordError) topology.Action { return topology.ActionSkip },
-		}
-	})
-	cancel, done := runEngine(e)
-	defer cancel()
-	waitInputCommitted(t, e, done, brokers, "sk", n)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if !failed.Load() {
-		t.Fatal("no produce was refused: the test did not test anything")
-	}
+	e, brokers := runThroughARefusal(t, "sk", n, topology.ActionSkip, nil)
 	m := e.Metrics()
 	skipped := m.Skipped[string(topology.StageProduce)]
 	out := readCommitted(t, brokers, "sk-out")
@@ -679,4 +644,36 @@ func TestFirstPollTakesMoreThanOneRecord(t *testing.T) {
 	if k := first.Load(); k <= 1 {
 		t.Fatalf("the first poll with records took %d of the %d available", k, n)
 	}
+}
+
+// runThroughARefusal copies n records from "<name>-in" to "<name>-out" under exactly-once with a
+// production handler that answers action (dead-letter topic "<name>-dlq"), while the cluster
+// refuses the first transactional produce, and stops the engine once the input is committed.
+// prepare, if not nil, sees the engine before it runs.
+func runThroughARefusal(t *testing.T, name string, n int, action topology.Action, prepare func(*Engine)) (*Engine, []string) {
+	t.Helper()
+	c, brokers := fakeCluster(t, name)
+	produceValues(t, brokers, name+"-in", 0, n)
+	failed := failFirstTransactionalProduce(c, kerr.InvalidRecord)
+	e := eosEngine(t, brokers, name, topology.ResetEarliest, nil, func(c *Config) {
+		c.Handlers = topology.ErrorHandlers{
+			Production:      func(*topology.RecordError) topology.Action { return action },
+			DeadLetterTopic: name + "-dlq",
+		}
+		c.CreateDeadLetterTopic = true
+	})
+	if prepare != nil {
+		prepare(e)
+	}
+	cancel, done := runEngine(e)
+	defer cancel()
+	waitInputCommitted(t, e, done, brokers, name, int64(n))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !failed.Load() {
+		t.Fatal("no produce was refused: the test did not test anything")
+	}
+	return e, brokers
 }
