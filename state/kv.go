@@ -161,8 +161,12 @@ type kvStore[K, V any] struct {
 
 	// observedTime, set by window and session stores, is saved in the checkpoint.
 	observedTime func() int64
-	// onLogged, set by window and session stores, sees the timestamp of every changelog record.
-	onLogged func(ts int64)
+	// logged is the largest time the changelog carries for this store partition: the timestamps
+	// of the records sent, and what window and session stores know it holds (segmented).
+	logged int64
+	// nowBound is a recent time.Now (ms) at or after which changelog timestamps are clamped
+	// (sendChangelog); refreshed only when a timestamp reaches it.
+	nowBound int64
 
 	// ranges are deletions of whole key ranges (expired window segments) applied at the next
 	// commit, before the buffered writes. They write nothing to the changelog: the changelog's
@@ -304,10 +308,11 @@ func (s *kvStore[K, V]) write(kb []byte, k K, v V, enc, vb []byte, ts int64) err
 // (log.message.timestamp.after.max.ms, one hour by default since Kafka 4.0), which stopped the
 // app. The timestamp only ages the record for a window changelog's time retention.
 func (s *kvStore[K, V]) sendChangelog(kb, vb []byte, ts int64) {
-	ts = min(ts, time.Now().UnixMilli())
-	if s.onLogged != nil {
-		s.onLogged(ts)
+	if ts > s.nowBound { // a timestamp before a past now needs no clock read
+		s.nowBound = time.Now().UnixMilli()
+		ts = min(ts, s.nowBound)
 	}
+	s.logged = max(s.logged, ts)
 	s.ctx.Collector.Send(topology.OutRecord{Topic: s.ctx.Changelog, Partition: s.ctx.Task.Partition,
 		Key: kb, Value: vb, Timestamp: time.UnixMilli(ts), Changelog: true})
 }

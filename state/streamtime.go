@@ -21,29 +21,6 @@ import (
 // malformed key). Compaction keeps the latest.
 var timeMarkerKey = []byte{0}
 
-// timeLog tracks the largest time the changelog carries for a store partition: its records'
-// timestamps and its markers.
-type timeLog struct {
-	logged int64
-}
-
-func (l *timeLog) saw(ts int64) { l.logged = max(l.logged, ts) }
-
-// flushTimeMarker writes a time marker for observed to kv's changelog if the changelog does not
-// carry that time yet. Its record timestamp is observed, or now if observed is in the future
-// (sendChangelog): the time is in the value.
-func flushTimeMarker[V any](kv *kvStore[[]byte, V], l *timeLog, observed int64) {
-	if !timeMarkerDue(kv, l, observed) {
-		return
-	}
-	kv.sendChangelog(timeMarkerKey, binary.BigEndian.AppendUint64(nil, uint64(observed)), observed)
-	l.saw(observed)
-}
-
-func timeMarkerDue[V any](kv *kvStore[[]byte, V], l *timeLog, observed int64) bool {
-	return kv.ctx.Changelog != "" && observed > l.logged
-}
-
 // restoredTime returns the time a changelog record carries: a time marker's value, or the
 // record's timestamp.
 func restoredTime(r topology.ChangelogEntry) int64 {
@@ -62,7 +39,6 @@ type segmented[V any] struct {
 	interval  int64
 	observed  int64 // the largest timestamp put, or stream time (AdvanceObserved)
 	expired   int64 // segments below this are deleted
-	log       timeLog
 }
 
 func newSegmented[V any](inner *kvStore[[]byte, V], retention time.Duration) (*segmented[V], error) {
@@ -77,8 +53,7 @@ func newSegmented[V any](inner *kvStore[[]byte, V], retention time.Duration) (*s
 	}
 	// The checkpoint's time was in the changelog when it was written (data records' timestamps,
 	// or a time marker written before the commit).
-	s.log.saw(s.observed)
-	s.onLogged = s.log.saw
+	s.logged = max(s.logged, s.observed)
 	return s, nil
 }
 
@@ -106,18 +81,23 @@ func (s *segmented[V]) observe(ts int64) {
 	}
 }
 
-// Dirty reports whether a flush has something to write: cached writes, or a time marker.
-func (s *segmented[V]) Dirty() bool {
-	return s.kvStore.Dirty() || timeMarkerDue(s.kvStore, &s.log, s.observed)
-}
+// markerDue reports whether the observed time is ahead of what the changelog carries.
+func (s *segmented[V]) markerDue() bool { return s.ctx.Changelog != "" && s.observed > s.logged }
 
-// Flush writes the cached writes and, if stream time ran ahead of what the changelog carries, a
-// time marker.
+// Dirty reports whether a flush has something to write: cached writes, or a time marker.
+func (s *segmented[V]) Dirty() bool { return s.kvStore.Dirty() || s.markerDue() }
+
+// Flush writes the cached writes and then, if the observed time is still ahead of what the
+// changelog carries, a time marker. Its record timestamp is the time, or now if that is in the
+// future (sendChangelog): the time itself is in the value.
 func (s *segmented[V]) Flush() error {
 	if err := s.kvStore.Flush(); err != nil {
 		return err
 	}
-	flushTimeMarker(s.kvStore, &s.log, s.observed)
+	if s.markerDue() {
+		s.sendChangelog(timeMarkerKey, binary.BigEndian.AppendUint64(nil, uint64(s.observed)), s.observed)
+		s.logged = s.observed
+	}
 	return nil
 }
 
@@ -126,5 +106,5 @@ func (s *segmented[V]) restoreObserved(recs []topology.ChangelogEntry) {
 	for _, r := range recs {
 		s.observed = max(s.observed, restoredTime(r))
 	}
-	s.log.saw(s.observed)
+	s.logged = max(s.logged, s.observed)
 }

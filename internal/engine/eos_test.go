@@ -339,13 +339,7 @@ func runEngine(e *Engine) (cancel context.CancelFunc, done <-chan error) {
 // failFirstTxnOffsetCommit makes the cluster answer the first TxnOffsetCommit with code for every
 // partition; the returned flag is set once it has.
 func failFirstTxnOffsetCommit(c *kfake.Cluster, code *kerr.Error) *atomic.Bool {
-	var failed atomic.Bool
-	c.ControlKey(int16(kmsg.TxnOffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if failed.Load() {
-			return nil, nil, false
-		}
-		failed.Store(true)
+	return failFirst(c, kmsg.TxnOffsetCommit, nil, 0, func(req kmsg.Request) kmsg.Response {
 		r := req.(*kmsg.TxnOffsetCommitRequest)
 		resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 		for _, rt := range r.Topics {
@@ -359,7 +353,24 @@ func failFirstTxnOffsetCommit(c *kfake.Cluster, code *kerr.Error) *atomic.Bool {
 			}
 			resp.Topics = append(resp.Topics, st)
 		}
-		return resp, nil, true
+		return resp
+	})
+}
+
+// failFirst makes the cluster answer the first request of key that pick accepts (nil: any) with
+// answer's response, after delay; the returned flag is set once it has.
+func failFirst(c *kfake.Cluster, key kmsg.Key, pick func(kmsg.Request) bool, delay time.Duration, answer func(kmsg.Request) kmsg.Response) *atomic.Bool {
+	var failed atomic.Bool
+	c.ControlKey(int16(key), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if failed.Load() || (pick != nil && !pick(req)) {
+			return nil, nil, false
+		}
+		failed.Store(true)
+		if delay > 0 {
+			c.SleepControl(func() { time.Sleep(delay) })
+		}
+		return answer(req), nil, true
 	})
 	return &failed
 }
@@ -454,17 +465,11 @@ func TestRecordsPolledDuringShutdownAreCommitted(t *testing.T) {
 // (the engine's: the tests' input producers are not transactional) with code for every
 // partition; the returned flag is set once it has.
 func failFirstTransactionalProduce(c *kfake.Cluster, code *kerr.Error) *atomic.Bool {
-	var failed atomic.Bool
-	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
+	transactional := func(req kmsg.Request) bool { return req.(*kmsg.ProduceRequest).TransactionID != nil }
+	// Late, so that the refusal reaches the engine while the commit round ends the transaction,
+	// not before it starts.
+	return failFirst(c, kmsg.Produce, transactional, 500*time.Millisecond, func(req kmsg.Request) kmsg.Response {
 		r := req.(*kmsg.ProduceRequest)
-		if failed.Load() || r.TransactionID == nil {
-			return nil, nil, false
-		}
-		failed.Store(true)
-		// Late, so that the refusal reaches the engine while the commit round ends the
-		// transaction, not before it starts.
-		c.SleepControl(func() { time.Sleep(500 * time.Millisecond) })
 		resp := r.ResponseKind().(*kmsg.ProduceResponse)
 		for _, rt := range r.Topics {
 			st := kmsg.NewProduceResponseTopic()
@@ -477,9 +482,8 @@ func failFirstTransactionalProduce(c *kfake.Cluster, code *kerr.Error) *atomic.B
 			}
 			resp.Topics = append(resp.Topics, st)
 		}
-		return resp, nil, true
+		return resp
 	})
-	return &failed
 }
 
 // committedOffset returns the app's committed offset of topic[0], -1 without one (or before the
