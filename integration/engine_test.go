@@ -490,3 +490,105 @@ func TestEngineMissingTopics(t *testing.T) {
 		})
 	}
 }
+
+// Start-up checks of the topics the app owns or depends on, on real Kafka (kfake accepts any
+// config): an existing repartition topic with another partition count, an existing changelog
+// that is not compacted or has another partition count, and source topics declared co-partitioned
+// with different partition counts each stop Run with an error naming the topic and both values,
+// before a record is consumed (the group commits nothing) and without changing the topic.
+func TestEngineTopicMismatches(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	adm := kafkatest.Admin(t, brokers)
+	str := func(s string) *string { return &s }
+	for _, c := range []struct {
+		name string
+		// existing is the topic made before the app starts (suffix of the app id), with its
+		// partitions and configs; topology declares the app on source topic in (4 partitions).
+		existing   string
+		partitions int32
+		configs    map[string]*string
+		topology   func(b *stream.Builder, in, other string)
+		want       []string // in the error, after the app id is put for "APP" and the topics for "IN", "OTHER"
+	}{
+		{
+			name: "repartition partitions", existing: "-rekey-repartition", partitions: 2,
+			configs: map[string]*string{"cleanup.policy": str("delete")},
+			topology: func(b *stream.Builder, in, _ string) {
+				src := stream.From(b, in, serde.String(), serde.Int64())
+				stream.SelectKey(src, func(k string, _ int64) (string, error) { return k + "!", nil }).
+					Repartition(stream.Named("rekey")).Foreach(func(string, int64) error { return nil })
+			},
+			want: []string{`topic "APP-rekey-repartition" exists with 2 partitions, but the app needs 4`},
+		},
+		{
+			name: "changelog not compacted", existing: "-counts-changelog", partitions: 4,
+			configs: map[string]*string{"cleanup.policy": str("delete")},
+			topology: func(b *stream.Builder, in, _ string) {
+				stream.Count(stream.GroupByKey(stream.From(b, in, serde.String(), serde.Int64())), stream.Materialized("counts"))
+			},
+			want: []string{`topic "APP-counts-changelog" has cleanup.policy="delete", but the app needs "compact"`},
+		},
+		{
+			name: "changelog partitions", existing: "-counts-changelog", partitions: 3,
+			configs: map[string]*string{"cleanup.policy": str("compact")},
+			topology: func(b *stream.Builder, in, _ string) {
+				stream.Count(stream.GroupByKey(stream.From(b, in, serde.String(), serde.Int64())), stream.Materialized("counts"))
+			},
+			want: []string{`topic "APP-counts-changelog" exists with 3 partitions, but the app needs 4`},
+		},
+		{
+			name: "not co-partitioned",
+			topology: func(b *stream.Builder, in, other string) {
+				stream.FromTopics(b, []string{in, other}, serde.String(), serde.Int64()).Foreach(func(string, int64) error { return nil })
+				b.Topology().CoPartition(in, other)
+			},
+			want: []string{"topics must be co-partitioned", "IN has 4", "OTHER has 3"},
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			app := kafkatest.Name(t, "app")
+			in, other := kafkatest.Name(t, "in"), kafkatest.Name(t, "other")
+			kafkatest.CreateTopic(t, adm, in, 4, 1, nil)
+			kafkatest.CreateTopic(t, adm, other, 3, 1, nil)
+			if c.existing != "" {
+				kafkatest.CreateTopic(t, adm, app+c.existing, c.partitions, 1, c.configs)
+			}
+			cl := kafkatest.Client(t, brokers, kgo.DefaultProduceTopic(in))
+			if err := cl.ProduceSync(context.Background(), &kgo.Record{Key: []byte("a"), Value: []byte{0, 0, 0, 0, 0, 0, 0, 1}}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			b := stream.NewBuilder()
+			c.topology(b, in, other)
+			a, err := stream.NewApp(b, stream.AppID(app), stream.Brokers(brokers...), stream.StateDir(t.TempDir()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			err = a.Run(ctx)
+			if err == nil {
+				t.Fatal("Run returned nil, want a start-up error")
+			}
+			for _, w := range c.want {
+				w = strings.NewReplacer("APP", app, "IN", in, "OTHER", other).Replace(w)
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("the error %q does not say %q", err, w)
+				}
+			}
+			offsets, ferr := adm.FetchOffsets(context.Background(), app)
+			if ferr == nil && len(offsets) > 0 {
+				t.Errorf("the group committed %v before the start-up check failed", offsets)
+			}
+			if c.existing != "" { // left as it was
+				td, lerr := adm.ListTopics(context.Background(), app+c.existing)
+				if lerr != nil {
+					t.Fatal(lerr)
+				}
+				if n := int32(len(td[app+c.existing].Partitions)); n != c.partitions {
+					t.Errorf("%s has %d partitions after the failed start, want %d as made", app+c.existing, n, c.partitions)
+				}
+			}
+			t.Logf("%v", err)
+		})
+	}
+}
