@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -27,15 +28,29 @@ func TestTaskRevokedWhileRestoring(t *testing.T) {
 	}
 }
 
-func taskRevokedWhileRestoring(t *testing.T, g stream.Guarantee) {
-	const app, store = "revoke-restore", "counts-store"
+// countFixture is a count whose changelog holds the counts of 4,000 records (made by a first
+// instance that ran to the end), with the kfake cluster holding the first fetch of each changelog
+// partition from then on (holdFirstFetches).
+type countFixture struct {
+	brokers   []string
+	g         stream.Guarantee
+	want      map[string]int64 // the count of each key produced so far
+	produceTo *kgo.Client
+	heldCount func() int
+	release   func()
+	newApp    func(stateDir string) *stream.App
+}
+
+func newCountFixture(t *testing.T, g stream.Guarantee) *countFixture {
+	const app, store = "restoring", "counts-store"
 	c, brokers := kafkatest.Fake(t, kfakeSeed("words", 2), kfakeSeed("counts", 2))
-	changelog := app + "-" + store + "-changelog"
-	newApp := func() *stream.App {
+	f := &countFixture{brokers: brokers, g: g, want: map[string]int64{},
+		produceTo: kafkatest.Client(t, brokers, kgo.DefaultProduceTopic("words"))}
+	f.newApp = func(stateDir string) *stream.App {
 		b := stream.NewBuilder()
 		stream.Count(stream.GroupByKey(stream.From(b, "words", serde.String(), serde.String())), stream.Materialized(store)).
 			ToStream().To("counts", serde.String(), serde.Int64())
-		a, err := stream.NewApp(b, stream.AppID(app), stream.Brokers(brokers...), stream.StateDir(t.TempDir()),
+		a, err := stream.NewApp(b, stream.AppID(app), stream.Brokers(brokers...), stream.StateDir(stateDir),
 			stream.CommitInterval(100*time.Millisecond), stream.ProcessingGuarantee(g),
 			stream.ClientOptions(kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond)))
 		if err != nil {
@@ -43,95 +58,79 @@ func taskRevokedWhileRestoring(t *testing.T, g stream.Guarantee) {
 		}
 		return a
 	}
-	cl := kafkatest.Client(t, brokers, kgo.DefaultProduceTopic("words"))
-	committed := g == stream.ExactlyOnce
-	want := map[string]int64{}
-	produce := func(n int) {
-		t.Helper()
-		for i := range n {
-			k := fmt.Sprintf("w%02d", i%40)
-			want[k]++
-			cl.Produce(context.Background(), &kgo.Record{Key: []byte(k), Value: []byte("x")}, nil)
-		}
-		if err := cl.Flush(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	produce(4000)
-	kafkatest.RunToEnd(t, newApp(), time.Now()) // the changelog now holds the counts
-
+	f.produce(t, 4000)
+	kafkatest.RunToEnd(t, f.newApp(t.TempDir()), time.Now())
+	changelog := app + "-" + store + "-changelog"
 	td, err := kafkatest.Admin(t, brokers).ListTopics(context.Background(), changelog)
 	if err != nil || td[changelog].Err != nil {
 		t.Fatalf("listing %s: %v %v", changelog, err, td[changelog].Err)
 	}
-	id := td[changelog].ID
-	var (
-		mu      sync.Mutex
-		held    = map[int32]bool{} // changelog partitions whose first fetch is held
-		release = make(chan struct{})
-	)
-	c.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		hold := false
-		mu.Lock()
-		for _, ft := range req.(*kmsg.FetchRequest).Topics {
-			if ft.Topic != changelog && ft.TopicID != id {
-				continue
-			}
-			for _, fp := range ft.Partitions {
-				if !held[fp.Partition] {
-					held[fp.Partition], hold = true, true
-				}
-			}
-		}
-		mu.Unlock()
-		if hold {
-			c.SleepControl(func() { <-release })
-		}
-		return nil, nil, false
-	})
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	}()
-	heldCount := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(held)
+	f.heldCount, f.release = holdFirstFetches(t, c, changelog, td[changelog].ID)
+	return f
+}
+
+// produce sends n records over 40 keys.
+func (f *countFixture) produce(t *testing.T, n int) {
+	t.Helper()
+	for i := range n {
+		k := fmt.Sprintf("w%02d", i%40)
+		f.want[k]++
+		f.produceTo.Produce(context.Background(), &kgo.Record{Key: []byte(k), Value: []byte("x")}, nil)
 	}
+	if err := f.produceTo.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
 
-	a := newApp()
+// checkCounts compares the last count of each key in the output with the records produced.
+func (f *countFixture) checkCounts(t *testing.T) {
+	t.Helper()
+	got := map[string]int64{}
+	for _, r := range kafkatest.ReadAll(t, f.brokers, "counts", f.g == stream.ExactlyOnce) {
+		n, err := serde.Int64().Deserialize("counts", r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[string(r.Key)] = n // the last update of each key is its count
+	}
+	for k, n := range f.want {
+		if got[k] != n {
+			t.Errorf("count of %s: %d, want %d", k, got[k], n)
+		}
+	}
+}
+
+func taskRevokedWhileRestoring(t *testing.T, g stream.Guarantee) {
+	f := newCountFixture(t, g)
+	a := f.newApp(t.TempDir())
 	_, stopA := kafkatest.RunApp(t, a)
-	waitUntil(t, "A's two restores to fetch their changelog", 30*time.Second, func() bool { return heldCount() == 2 })
+	waitUntil(t, "A's two restores to fetch their changelog", 30*time.Second, func() bool { return f.heldCount() == 2 })
 
-	bApp := newApp()
-	ctxB, stopB := kafkatest.RunApp(t, bApp)
+	b := f.newApp(t.TempDir())
+	ctxB, stopB := kafkatest.RunApp(t, b)
 	// Within 10 s: a held fetch's connection is dropped by the client after ~15 s, and the
 	// restore then completes; a revocation that waited for it would take that long.
-	waitUntil(t, "B to take one task", 10*time.Second, func() bool { return len(bApp.Tasks()) == 1 && len(a.Tasks()) == 1 })
-	moved := bApp.Tasks()[0]
-	produce(400)
+	waitUntil(t, "B to take one task", 10*time.Second, func() bool { return len(b.Tasks()) == 1 && len(a.Tasks()) == 1 })
+	moved := b.Tasks()[0]
+	f.produce(t, 400)
 	// B restores the task it took (its fetches are not held) and counts the new records, while
 	// A's restores still hang: the revocation did not wait for the restore it stopped.
 	waitUntil(t, "B to count the new records of its task", 30*time.Second, func() bool {
-		return bApp.Metrics().RecordsProcessed >= 100
+		return b.Metrics().RecordsProcessed >= 100
 	})
 	// Under exactly-once the revocation aborts the instance's transaction, which rebuilds A's
 	// other task too: that restore starts again, and its new fetch is not held.
 	if n := a.Metrics().RecordsRestored; n != 0 && g == stream.AtLeastOnce {
 		t.Fatalf("A restored %d records before its held fetches were released: the move waited for A's restore", n)
 	}
-	close(release)
+	f.release()
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := a.WaitIdle(ctx); err != nil {
 		t.Fatalf("A: %v", err)
 	}
-	if err := bApp.WaitIdle(ctxB); err != nil {
+	if err := b.WaitIdle(ctxB); err != nil {
 		t.Fatalf("B: %v", err)
 	}
 	if err := stopB(); err != nil {
@@ -140,20 +139,35 @@ func taskRevokedWhileRestoring(t *testing.T, g stream.Guarantee) {
 	if err := stopA(); err != nil {
 		t.Fatalf("A: %v", err)
 	}
-	got := map[string]int64{}
-	for _, r := range kafkatest.ReadAll(t, brokers, "counts", committed) {
-		n, err := serde.Int64().Deserialize("counts", r.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got[string(r.Key)] = n // the last update of each key is its count
+	f.checkCounts(t)
+	t.Logf("task %s moved to B while A restored it", moved)
+}
+
+// Stopping an app while its tasks restore returns at once, without an error, and a restart on
+// the same state dir completes the restores and counts on: the broker holds the restores' first
+// fetches, Run returns within 10 s of the cancel (not after the client's ~15 s read timeout),
+// and after the restart the final counts are exact.
+func TestStopWhileRestoring(t *testing.T) {
+	f := newCountFixture(t, stream.AtLeastOnce)
+	dir := t.TempDir()
+	a := f.newApp(dir)
+	_, stop := kafkatest.RunApp(t, a)
+	waitUntil(t, "the two restores to fetch their changelog", 30*time.Second, func() bool { return f.heldCount() == 2 })
+	t0 := time.Now()
+	err := stop()
+	if took := time.Since(t0); took > 10*time.Second {
+		t.Fatalf("Run returned %v after the cancel: the stop waited for the restores", took.Round(time.Millisecond))
 	}
-	for k, n := range want {
-		if got[k] != n {
-			t.Errorf("count of %s: %d, want %d", k, got[k], n)
-		}
+	if err != nil {
+		t.Fatalf("Run: %v", err)
 	}
-	t.Logf("task %s moved to B while A restored it; %d keys counted", moved, len(got))
+	if n := a.Metrics().RecordsRestored; n != 0 {
+		t.Fatalf("%d records restored before the held fetches were released", n)
+	}
+	f.release()
+	f.produce(t, 400)
+	kafkatest.RunToEnd(t, f.newApp(dir), time.Now())
+	f.checkCounts(t)
 }
 
 // waitUntil polls cond every 20 ms until it holds, failing the test after d.
@@ -166,4 +180,44 @@ func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// holdFirstFetches makes the kfake cluster c hold its answer to the first fetch of each
+// partition of topic (name, id) until release is called (or the test ends). heldCount returns how
+// many partitions have had their first fetch held.
+func holdFirstFetches(t *testing.T, c *kfake.Cluster, topic string, id [16]byte) (heldCount func() int, release func()) {
+	var (
+		mu   sync.Mutex
+		held = map[int32]bool{}
+		wake = make(chan struct{})
+		once sync.Once
+	)
+	release = func() { once.Do(func() { close(wake) }) }
+	t.Cleanup(release)
+	c.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		hold := false
+		mu.Lock()
+		for _, ft := range req.(*kmsg.FetchRequest).Topics {
+			if ft.Topic != topic && ft.TopicID != id {
+				continue
+			}
+			for _, fp := range ft.Partitions {
+				if !held[fp.Partition] {
+					held[fp.Partition], hold = true, true
+				}
+			}
+		}
+		mu.Unlock()
+		if hold {
+			c.SleepControl(func() { <-wake })
+		}
+		return nil, nil, false
+	})
+	heldCount = func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(held)
+	}
+	return heldCount, release
 }
