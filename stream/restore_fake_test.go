@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -33,6 +34,9 @@ func TestTaskRevokedWhileRestoring(t *testing.T) {
 // partition from then on (holdFirstFetches).
 type countFixture struct {
 	brokers   []string
+	firstDir  string // the state dir of the first instance
+	changelog string
+	adm       *kadm.Client
 	g         stream.Guarantee
 	want      map[string]int64 // the count of each key produced so far
 	produceTo *kgo.Client
@@ -59,9 +63,11 @@ func newCountFixture(t *testing.T, g stream.Guarantee) *countFixture {
 		return a
 	}
 	f.produce(t, 4000)
-	kafkatest.RunToEnd(t, f.newApp(t.TempDir()), time.Now())
+	f.firstDir = t.TempDir()
+	kafkatest.RunToEnd(t, f.newApp(f.firstDir), time.Now())
 	changelog := app + "-" + store + "-changelog"
-	td, err := kafkatest.Admin(t, brokers).ListTopics(context.Background(), changelog)
+	f.changelog, f.adm = changelog, kafkatest.Admin(t, brokers)
+	td, err := f.adm.ListTopics(context.Background(), changelog)
 	if err != nil || td[changelog].Err != nil {
 		t.Fatalf("listing %s: %v %v", changelog, err, td[changelog].Err)
 	}
@@ -168,6 +174,27 @@ func TestStopWhileRestoring(t *testing.T) {
 	f.produce(t, 400)
 	kafkatest.RunToEnd(t, f.newApp(dir), time.Now())
 	f.checkCounts(t)
+}
+
+// An application reset (its changelog and its group deleted, as a reset tool does) with the state
+// dir kept: the local store's checkpoint is past the end of the new, empty changelog, so the store
+// is wiped instead of trusted, and the input processed again counts from zero. Kept, the old
+// counts would be counted on (every count doubled).
+func TestResetAppWipesLocalStateAheadOfItsChangelog(t *testing.T) {
+	f := newCountFixture(t, stream.AtLeastOnce)
+	f.release() // no fetch is held here
+	ctx := context.Background()
+	if _, err := f.adm.DeleteTopic(ctx, f.changelog); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.adm.DeleteGroups(ctx, "restoring"); err != nil {
+		t.Fatal(err)
+	}
+	m := kafkatest.RunToEnd(t, f.newApp(f.firstDir), time.Now())
+	if m.RecordsRestored != 0 {
+		t.Errorf("%d records restored from the new changelog, want 0", m.RecordsRestored)
+	}
+	f.checkCounts(t) // the last count of each key: 100 (all the input once), not 200
 }
 
 // waitUntil polls cond every 20 ms until it holds, failing the test after d.
