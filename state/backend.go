@@ -59,6 +59,9 @@ type Checkpoint struct {
 	// Time is the largest timestamp the store had seen (window and session stores: what their
 	// expiry and late-record decisions are relative to), in milliseconds.
 	Time int64
+	// Changelog is the ID of the changelog topic Offset is in (zero: unknown; checkpoints
+	// written before IDs were kept have none).
+	Changelog topology.ChangelogID
 }
 
 // RawIterator iterates over a View's keys and encoded values.
@@ -104,14 +107,23 @@ func decodeValue(b []byte) (ts int64, v []byte, err error) {
 	return int64(binary.BigEndian.Uint64(b)), b[8:], nil
 }
 
+// A checkpoint is encoded as its offset and time (8 bytes each, big-endian), then the changelog's
+// ID (16 bytes) when it is known. Checkpoints written before the ID was kept are 16 bytes long.
 func encodeCheckpoint(c Checkpoint) []byte {
-	b := binary.BigEndian.AppendUint64(nil, uint64(c.Offset))
-	return binary.BigEndian.AppendUint64(b, uint64(c.Time))
+	b := make([]byte, 16, 32)
+	binary.BigEndian.PutUint64(b, uint64(c.Offset))
+	binary.BigEndian.PutUint64(b[8:], uint64(c.Time))
+	if c.Changelog != (topology.ChangelogID{}) {
+		b = append(b, c.Changelog[:]...)
+	}
+	return b
 }
 
 func decodeCheckpoint(b []byte) (Checkpoint, error) {
-	if len(b) != 16 {
-		return Checkpoint{}, fmt.Errorf("state: checkpoint of %d bytes, want 16", len(b))
+	if len(b) != 16 && len(b) != 32 {
+		return Checkpoint{}, fmt.Errorf("state: checkpoint of %d bytes, want 16 or 32", len(b))
 	}
-	return Checkpoint{Offset: int64(binary.BigEndian.Uint64(b)), Time: int64(binary.BigEndian.Uint64(b[8:]))}, nil
+	c := Checkpoint{Offset: int64(binary.BigEndian.Uint64(b)), Time: int64(binary.BigEndian.Uint64(b[8:]))}
+	copy(c.Changelog[:], b[16:])
+	return c, nil
 }

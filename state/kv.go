@@ -161,6 +161,8 @@ type kvStore[K, V any] struct {
 
 	// observedTime, set by window and session stores, is saved in the checkpoint.
 	observedTime func() int64
+	// changelogID is the changelog topic's ID, saved in the checkpoint (UseChangelog).
+	changelogID topology.ChangelogID
 	// logged is the largest time the changelog carries for this store partition: the timestamps
 	// of the records sent, and what window and session stores know it holds (segmented).
 	logged int64
@@ -401,7 +403,7 @@ func (s *kvStore[K, V]) Commit(next int64) error {
 		return s.errf("committing", err)
 	}
 	if next >= 0 && s.ctx.Changelog != "" {
-		ws.Checkpoint = &Checkpoint{Offset: next}
+		ws.Checkpoint = &Checkpoint{Offset: next, Changelog: s.changelogID}
 		if s.observedTime != nil {
 			ws.Checkpoint.Time = s.observedTime()
 		}
@@ -470,9 +472,18 @@ func (s *kvStore[K, V]) RestoreFrom() (int64, bool, error) {
 	return c.Offset, ok, err
 }
 
+// CheckpointChangelog implements topology.ChangelogTracking.
+func (s *kvStore[K, V]) CheckpointChangelog() (topology.ChangelogID, error) {
+	c, _, err := s.view.Checkpoint()
+	return c.Changelog, err
+}
+
+// UseChangelog implements topology.ChangelogTracking.
+func (s *kvStore[K, V]) UseChangelog(id topology.ChangelogID) { s.changelogID = id }
+
 // Restore implements topology.Restorable.
 func (s *kvStore[K, V]) Restore(recs []topology.ChangelogEntry, next int64) error {
-	c := Checkpoint{Offset: next}
+	c := Checkpoint{Offset: next, Changelog: s.changelogID}
 	if s.observedTime != nil {
 		c.Time = s.observedTime()
 	}

@@ -321,3 +321,78 @@ func TestAdvancedObservedTimeIsKept(t *testing.T) {
 		t.Errorf("restored keys %v, want only the window's %v", keys, want)
 	}
 }
+
+// The changelog's ID a store is told (UseChangelog) is kept with every checkpoint it writes, by
+// a commit and by a restore, on both backends, and read back after a restart on the same dir
+// (Pebble). A checkpoint of the old 16-byte encoding (written before IDs were kept) decodes with
+// no ID.
+func TestCheckpointKeepsTheChangelogID(t *testing.T) {
+	id := topology.ChangelogID{0xde, 0xad, 15: 0x01}
+	for _, memory := range []bool{false, true} {
+		t.Run(fmt.Sprintf("memory=%v", memory), func(t *testing.T) {
+			dir := t.TempDir()
+			open := func() (*Manager, *kvStore[string, string]) {
+				m, err := OpenManager(ManagerOptions{Dir: dir})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var opts []Option
+				if memory {
+					opts = append(opts, InMemory())
+				}
+				st, err := m.OpenStore(topology.StoreContext{Task: topology.TaskID{Partition: 0},
+					Spec: NewKeyValue("kv", serde.String(), serde.String(), opts...), Changelog: "app-kv-changelog",
+					Collector: &capture{}, Timestamp: func() int64 { return 1 }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return m, st.(*kvStore[string, string])
+			}
+			m, s := open()
+			if got, err := s.CheckpointChangelog(); err != nil || got != (topology.ChangelogID{}) {
+				t.Fatalf("a new store's checkpoint changelog: %v %v, want none", got, err)
+			}
+			s.UseChangelog(id)
+			if err := s.Restore([]topology.ChangelogEntry{{Key: []byte("a"), Value: []byte("1")}}, 1); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.CheckpointChangelog(); err != nil || got != id {
+				t.Fatalf("after a restore: %v %v, want %v", got, err, id)
+			}
+			if err := s.Put("b", "2"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Commit(2); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.CheckpointChangelog(); err != nil || got != id {
+				t.Fatalf("after a commit: %v %v, want %v", got, err, id)
+			}
+			if from, ok, err := s.RestoreFrom(); err != nil || !ok || from != 2 {
+				t.Fatalf("checkpoint %d %v %v, want 2", from, ok, err)
+			}
+			if err := m.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if memory {
+				return
+			}
+			m, s = open()
+			defer m.Close()
+			if got, err := s.CheckpointChangelog(); err != nil || got != id {
+				t.Fatalf("after a restart: %v %v, want %v", got, err, id)
+			}
+		})
+	}
+	old := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, 7), 9)
+	if c, err := decodeCheckpoint(old); err != nil || c != (Checkpoint{Offset: 7, Time: 9}) {
+		t.Fatalf("a 16-byte checkpoint decodes to %+v, %v", c, err)
+	}
+	c := Checkpoint{Offset: 7, Time: 9, Changelog: id}
+	if got, err := decodeCheckpoint(encodeCheckpoint(c)); err != nil || got != c {
+		t.Fatalf("round trip: %+v, %v, want %+v", got, err, c)
+	}
+}

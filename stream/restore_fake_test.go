@@ -81,7 +81,11 @@ func (f *countFixture) produce(t *testing.T, n int) {
 	for i := range n {
 		k := fmt.Sprintf("w%02d", i%40)
 		f.want[k]++
-		f.produceTo.Produce(context.Background(), &kgo.Record{Key: []byte(k), Value: []byte("x")}, nil)
+		f.produceTo.Produce(context.Background(), &kgo.Record{Key: []byte(k), Value: []byte("x")}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("producing: %v", err)
+			}
+		})
 	}
 	if err := f.produceTo.Flush(context.Background()); err != nil {
 		t.Fatal(err)
@@ -195,6 +199,64 @@ func TestResetAppWipesLocalStateAheadOfItsChangelog(t *testing.T) {
 		t.Errorf("%d records restored from the new changelog, want 0", m.RecordsRestored)
 	}
 	f.checkCounts(t) // the last count of each key: 100 (all the input once), not 200
+}
+
+// An environment wiped and set up again (the input, output and changelog topics and the group
+// deleted and created anew) while an instance's state dir is kept: the stale store's checkpoint
+// is an offset of the deleted changelog. The new changelog grows past that offset, so the offset
+// check alone restored the new changelog's tail onto the old state: keys the tail does not
+// update kept their old counts. The checkpoint keeps the changelog's topic ID, so the store is
+// wiped and restored from the whole new changelog.
+func TestStaleStateOfADeletedChangelogIsWiped(t *testing.T) {
+	f := newCountFixture(t, stream.AtLeastOnce) // the first instance counted 100 of each key
+	f.release()
+	ctx := context.Background()
+	for _, topic := range []string{"words", "counts", f.changelog} {
+		if _, err := f.adm.DeleteTopic(ctx, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.adm.DeleteGroups(ctx, "restoring"); err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{"words", "counts"} {
+		kafkatest.CreateTopic(t, f.adm, topic, 2, 1, nil)
+	}
+	f.want = map[string]int64{}
+	f.produceTo = kafkatest.Client(t, f.brokers, kgo.DefaultProduceTopic("words")) // no metadata of the old topics
+	produce := func(n, keys int) {
+		t.Helper()
+		for i := range n {
+			k := fmt.Sprintf("w%02d", i%keys)
+			f.want[k]++
+			if err := f.produceTo.ProduceSync(ctx, &kgo.Record{Key: []byte(k), Value: []byte("x")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Another instance counts the new input: all 40 keys first, then only w00-w19 over several
+	// commits, so the new changelog runs past the stale checkpoint with w20-w39 only in its head.
+	other := f.newApp(t.TempDir())
+	otherCtx, stopOther := kafkatest.RunApp(t, other)
+	produce(400, 40)
+	for range 6 {
+		if err := other.WaitIdle(otherCtx); err != nil {
+			t.Fatal(err)
+		}
+		produce(200, 20)
+	}
+	if err := other.WaitIdle(otherCtx); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopOther(); err != nil {
+		t.Fatal(err)
+	}
+	produce(40, 40)
+	m := kafkatest.RunToEnd(t, f.newApp(f.firstDir), time.Now()) // the stale state dir
+	if m.RecordsRestored == 0 {
+		t.Errorf("nothing restored from the new changelog")
+	}
+	f.checkCounts(t)
 }
 
 // waitUntil polls cond every 20 ms until it holds, failing the test after d.

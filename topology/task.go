@@ -116,6 +116,24 @@ type Restorable interface {
 	Wipe() error
 }
 
+// ChangelogID identifies a changelog topic: its Kafka topic ID (KIP-516). The zero ID is unknown.
+type ChangelogID [16]byte
+
+// ChangelogTracking is a Restorable that keeps, with its checkpoint, the ID of the changelog
+// topic the checkpoint's offset is in. A changelog deleted and created again (an application
+// reset, or a topic lost and recreated) restarts at offset 0 under a new ID; a checkpoint of the
+// old topic is then no position in the new one, even when it is below the new topic's end, and
+// the driver wipes the store instead of restoring the new topic's tail onto the old state.
+type ChangelogTracking interface {
+	Restorable
+	// CheckpointChangelog returns the ID kept with the checkpoint (zero: no checkpoint, or one
+	// written without an ID).
+	CheckpointChangelog() (ChangelogID, error)
+	// UseChangelog sets the ID of the store's changelog topic, kept with every checkpoint the
+	// store writes from then on.
+	UseChangelog(id ChangelogID)
+}
+
 // ChangelogEntry is one changelog record being restored.
 type ChangelogEntry struct {
 	Key, Value []byte

@@ -61,6 +61,7 @@ func (r *runner) restoreStore(ctx context.Context, rs topology.Restorable, topic
 		Isolation:  r.e.isolation(),
 		Log:        r.e.log,
 		Bounds:     r.e.changelogBounds,
+		TopicID:    r.e.changelogID,
 		Restored:   func(n int64) { r.e.restored.Add(n) },
 		Slots:      r.e.restoreSlots,
 	}
@@ -80,6 +81,10 @@ type ChangelogRestorer struct {
 	// Bounds returns the first offset and the end of a changelog partition (the high watermark,
 	// or the last stable offset when reading committed).
 	Bounds func(ctx context.Context, topic string, p int32) (start, end int64, err error)
+	// TopicID, if not nil, returns the changelog topic's ID (zero: unknown), which a store
+	// implementing topology.ChangelogTracking keeps with its checkpoints: a checkpoint kept with
+	// another ID is of a changelog that was deleted since, and the store is wiped.
+	TopicID func(ctx context.Context, topic string) (topology.ChangelogID, error)
 	// Restored, if not nil, is told how many records each applied chunk held.
 	Restored func(n int64)
 	// Slots, if not nil, bounds the restores that run at once: a restore with records to
@@ -109,7 +114,29 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 	if err != nil {
 		return 0, err
 	}
-	if has && from > end {
+	var id, was topology.ChangelogID
+	if ct, ok := rs.(topology.ChangelogTracking); ok && c.TopicID != nil {
+		if id, err = c.TopicID(ctx, topic); err != nil {
+			return 0, err
+		}
+		if was, err = ct.CheckpointChangelog(); err != nil {
+			return 0, err
+		}
+		ct.UseChangelog(id)
+	}
+	var zero topology.ChangelogID
+	switch {
+	case has && id != zero && was != zero && id != was:
+		// The checkpoint is an offset of another topic of this name, deleted since (an
+		// application reset, or a topic lost and created again): no position in this one, even
+		// below its end. The local state cannot be trusted; rebuild it.
+		log.Warn("local state is of a changelog that was deleted and created again; wiping it and restoring from the changelog",
+			"task", task, "store", rs.Name(), "checkpoint", from, "changelog_end", end)
+		if err := rs.Wipe(); err != nil {
+			return 0, err
+		}
+		has = false
+	case has && from > end:
 		// The changelog is behind the local state: it was deleted and recreated, or truncated.
 		// The local state cannot be trusted; rebuild it.
 		log.Warn("local state is ahead of its changelog; wiping it and restoring from the changelog",
@@ -305,6 +332,31 @@ func werrSet(failed <-chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// changelogID returns the ID of a changelog topic (zero if the broker keeps none), retrying
+// transient errors for up to a minute.
+func (e *Engine) changelogID(ctx context.Context, topic string) (topology.ChangelogID, error) {
+	var id topology.ChangelogID
+	err := kafka.RetryTransientFor(ctx, time.Minute, func() error {
+		td, err := e.adm.ListTopics(ctx, topic)
+		if err != nil {
+			return err
+		}
+		d, ok := td[topic]
+		if !ok {
+			return fmt.Errorf("changelog topic %q not found", topic)
+		}
+		if d.Err != nil {
+			return d.Err
+		}
+		id = topology.ChangelogID(d.ID)
+		return nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return id, ctx.Err()
+	}
+	return id, err
 }
 
 // changelogBounds returns the first offset and the end of a changelog partition: the high

@@ -252,3 +252,71 @@ func TestRestoreSlotsBoundConcurrentRestores(t *testing.T) {
 		t.Fatalf("%d slots still held after every restore returned", len(cr.Slots))
 	}
 }
+
+// trackedRestorable is a fakeRestorable with a checkpoint (offset from, kept with changelog ID
+// was) that records wipes and the changelog ID it is told to use.
+type trackedRestorable struct {
+	fakeRestorable
+	from  int64
+	was   topology.ChangelogID
+	used  topology.ChangelogID
+	wiped bool
+}
+
+func (s *trackedRestorable) RestoreFrom() (int64, bool, error) {
+	if s.wiped {
+		return 0, false, nil
+	}
+	return s.from, true, nil
+}
+func (s *trackedRestorable) CheckpointChangelog() (topology.ChangelogID, error) { return s.was, nil }
+func (s *trackedRestorable) UseChangelog(id topology.ChangelogID)               { s.used = id }
+func (s *trackedRestorable) Wipe() error                                        { s.wiped = true; return nil }
+
+// A checkpoint kept with another changelog ID than the topic's is of a changelog deleted since
+// (an application reset, a topic recreated): the store is wiped and restored from the start,
+// although the checkpoint lies below the new changelog's end (the offset check alone would
+// restore the new topic's tail onto the old state). A checkpoint of the same ID, or one kept
+// without an ID (written before IDs were), is restored from.
+func TestRestoreWipesAStoreOfAnotherChangelog(t *testing.T) {
+	const n = 10
+	addrs, ctx, cl := changelogCluster(t, "ids-changelog", 1)
+	for i := range n {
+		cl.Produce(ctx, &kgo.Record{Key: fmt.Appendf(nil, "k%d", i), Value: []byte("v")}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bounds := func(context.Context, string, int32) (int64, int64, error) { return 0, n, nil }
+	topicID := topology.ChangelogID{1, 2, 3}
+	cr := &ChangelogRestorer{Brokers: addrs, Bounds: bounds,
+		TopicID: func(context.Context, string) (topology.ChangelogID, error) { return topicID, nil }}
+	for _, c := range []struct {
+		name     string
+		was      topology.ChangelogID
+		wipe     bool
+		restored int
+		firstKey string
+	}{
+		{"another changelog", topology.ChangelogID{9, 9}, true, n, "k0"},
+		{"the same changelog", topicID, false, n - 4, "k4"},
+		{"a checkpoint without an ID", topology.ChangelogID{}, false, n - 4, "k4"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := &trackedRestorable{from: 4, was: c.was}
+			got, err := cr.Restore(ctx, s, "ids-changelog", 0, "0_0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.wiped != c.wipe {
+				t.Errorf("wiped: %v, want %v", s.wiped, c.wipe)
+			}
+			if int(got) != c.restored || len(s.recs) != c.restored || string(s.recs[0].Key) != c.firstKey {
+				t.Fatalf("restored %d records (reported %d) from %q, want %d from %q", len(s.recs), got, s.recs[0].Key, c.restored, c.firstKey)
+			}
+			if s.used != topicID {
+				t.Errorf("the store was told changelog ID %v, want %v", s.used, topicID)
+			}
+		})
+	}
+}
