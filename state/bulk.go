@@ -6,12 +6,12 @@ import (
 	"errors"
 	"math/bits"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/objstorage"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/rifflestream/riffle/internal/freelist"
 	"github.com/rifflestream/riffle/topology"
 )
 
@@ -38,74 +38,15 @@ type ingestScratch struct {
 	wbuf       []byte // bulkWritable's buffer
 }
 
-// ingestScratches keeps the scratch memory of bulk loads between chunks and between restores.
-var ingestScratches = idleCache[ingestScratch]{max: 8, idle: time.Second}
-
-// idleCache is a free list of values that is emptied once none was taken for idle. A sync.Pool
-// drops its values at every garbage collection, and a restore runs several: each chunk then
-// allocated its scratch (tens of MiB) again, first-touch page faults and zeroing included (~30
-// ms of CPU per million records restored). Kept instead while restores run, the memory is
-// released soon after the last one.
-type idleCache[T any] struct {
-	max  int
-	idle time.Duration
-	mu   sync.Mutex
-	free []*T
-	used time.Time
-	tick *time.Timer
-}
-
-// get returns a cached value, or a new one.
-func (c *idleCache[T]) get() *T {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.used = time.Now()
-	if n := len(c.free); n > 0 {
-		v := c.free[n-1]
-		c.free[n-1] = nil
-		c.free = c.free[:n-1]
-		return v
-	}
-	return new(T)
-}
-
-// put gives v back: cached unless max are, and dropped with the others after idle without a get.
-func (c *idleCache[T]) put(v *T) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.free) < c.max {
-		c.free = append(c.free, v)
-	}
-	c.used = time.Now()
-	if c.tick == nil {
-		c.tick = time.AfterFunc(c.idle, c.expire)
-	}
-}
-
-// release empties the cache.
-func (c *idleCache[T]) release() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	clear(c.free)
-	c.free = c.free[:0]
-}
+// ingestScratches keeps the scratch memory of bulk loads between chunks and between restores:
+// a sync.Pool drops its contents at every garbage collection, and a restore runs several, so
+// chunks allocated it again (tens of MiB, first-touch page faults and zeroing included: ~30 ms of
+// CPU per million records restored). See freelist.Cache.
+var ingestScratches = freelist.Cache[ingestScratch]{Max: 8, Idle: time.Second}
 
 // ReleaseIdleMemory releases the memory kept for bulk restores between chunks (it is released
 // anyway a second after the last restore). For benchmarks that compare processes' memory and GC.
-func ReleaseIdleMemory() { ingestScratches.release() }
-
-// expire empties the cache if it was not used for idle, and checks again later otherwise.
-func (c *idleCache[T]) expire() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if wait := c.idle - time.Since(c.used); wait > 0 {
-		c.tick.Reset(wait)
-		return
-	}
-	clear(c.free)
-	c.free = c.free[:0]
-	c.tick = nil
-}
+func ReleaseIdleMemory() { ingestScratches.Release() }
 
 // sortedOrder returns the order of the writes of recs: by key, and for one key in changelog
 // order (the last one wins).

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
-	"time"
 
 	"github.com/rifflestream/riffle/topology"
 )
@@ -148,44 +147,4 @@ func BenchmarkPebbleRestore(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
-}
-
-// idleCache hands back what was put (up to max), and empties itself once unused for idle.
-func TestIdleCacheKeepsValuesWhileUsed(t *testing.T) {
-	c := idleCache[int]{max: 2, idle: 50 * time.Millisecond}
-	a, b, d := c.get(), c.get(), c.get()
-	c.put(a)
-	c.put(b)
-	c.put(d) // over max: dropped
-	if got := c.get(); got != b {
-		t.Fatalf("get returned %p, want the last put %p", got, b)
-	}
-	if got := c.get(); got != a {
-		t.Fatalf("get returned %p, want %p", got, a)
-	}
-	if got := c.get(); got == a || got == b || got == d {
-		t.Fatal("get returned a value beyond max instead of a new one")
-	}
-	c.put(a)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c.mu.Lock()
-		n := len(c.free)
-		c.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the cache still holds its value 5 s after its last use (idle 50 ms)")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := c.get(); got == a {
-		t.Fatal("get returned a value put before the cache expired")
-	}
-	c.put(b)
-	c.release()
-	if got := c.get(); got == b {
-		t.Fatal("get returned a value put before release")
-	}
 }

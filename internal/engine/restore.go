@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rifflestream/riffle/connectors/kafka"
+	"github.com/rifflestream/riffle/internal/freelist"
 	"github.com/rifflestream/riffle/topology"
 )
 
@@ -214,7 +215,7 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 		werr     error                 // the writer's error, read after writerOK is closed
 		restored atomic.Int64
 	)
-	free <- new(restoreChunk)
+	free <- restoreChunks.Get()
 	buffers := 1
 	go func() {
 		defer close(writerOK)
@@ -235,21 +236,28 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 			free <- ch.buf
 		}
 	}()
+	var cur *restoreChunk
 	finish := func(err error) (int64, error) {
 		close(toWrite)
 		<-writerOK
+		// The writer is done: every buffer is back in free (reset), or is cur (not sent).
+		for len(free) > 0 {
+			restoreChunks.Put(<-free)
+		}
+		if cur != nil {
+			cur.reset()
+			restoreChunks.Put(cur)
+			cur = nil
+		}
 		return restored.Load(), errors.Join(err, werr)
 	}
-	var (
-		cur     *restoreChunk
-		lastLog = time.Now()
-	)
+	lastLog := time.Now()
 	take := func() error { // the next free buffer, once the writer gave one back
 		if buffers < 2 && int(activeRestores.Load()) < runtime.GOMAXPROCS(0) {
 			select {
 			case cur = <-free:
 			default:
-				cur = new(restoreChunk)
+				cur = restoreChunks.Get()
 				buffers++
 			}
 			return nil
@@ -430,17 +438,20 @@ type chunkRecord struct {
 	klen, vlen int32
 }
 
-// add appends a copy of rec. The first one sizes the chunk's arena: a chunk holds about
-// chunkBytes, or, when fewer records are left (left counts rec too), twice what they would take
-// if they were rec's size: a restore of a few records does not allocate a whole chunk (16 MiB),
-// and a changelog of larger records than the first grows the arena by reallocation.
+// add appends a copy of rec. The first record of a chunk sizes its arena, unless the arena (kept
+// from an earlier chunk or restore) is large enough already: a chunk holds about chunkBytes, or,
+// when fewer records are left (left counts rec too), twice what they would take if they were
+// rec's size: a restore of a few records does not allocate a whole chunk (16 MiB), and a
+// changelog of larger records than the first grows the arena by reallocation.
 func (c *restoreChunk) add(rec *kgo.Record, chunkBytes int, left int64) {
-	if c.arena == nil {
+	if len(c.meta) == 0 { // the chunk's first record: make sure the arena is large enough
 		n := int64(chunkBytes + chunkBytes/8)
 		if est := 2 * left * int64(len(rec.Key)+len(rec.Value)+16); est < n {
 			n = max(est, 64<<10)
 		}
-		c.arena = make([]byte, 0, n)
+		if int64(cap(c.arena)) < n {
+			c.arena = make([]byte, 0, n)
+		}
 	}
 	if len(c.meta) == cap(c.meta) && len(c.meta) >= 1024 {
 		// Grow to what a whole chunk of records of this size holds, not by doubling.
@@ -481,6 +492,15 @@ func (c *restoreChunk) reset() {
 	c.arena = c.arena[:0]
 	c.size = 0
 }
+
+// restoreChunks keeps chunk buffers (a full chunk's arena and record tables: ~30 MiB) between
+// restores while restores run: an instance restoring many tasks, a few at a time, reuses them
+// instead of allocating (and page-faulting) them for every task. See freelist.Cache.
+var restoreChunks = freelist.Cache[restoreChunk]{Max: 8, Idle: time.Second}
+
+// ReleaseIdleRestoreMemory releases the chunk buffers kept between restores (they are released
+// anyway a second after the last restore). For benchmarks that compare processes' memory and GC.
+func ReleaseIdleRestoreMemory() { restoreChunks.Release() }
 
 // activeRestores counts the restores running in the process (ChangelogRestorer.Restore).
 var activeRestores atomic.Int32

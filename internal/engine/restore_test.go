@@ -320,3 +320,40 @@ func TestRestoreWipesAStoreOfAnotherChangelog(t *testing.T) {
 		})
 	}
 }
+
+// A restore's chunk buffers are kept for the next restore (restoreChunks), and the records a
+// restore with reused buffers applies are right.
+func TestRestoreReusesChunkBuffers(t *testing.T) {
+	const n = 300
+	addrs, ctx, cl := changelogCluster(t, "reuse-changelog", 1)
+	for i := range n {
+		cl.Produce(ctx, &kgo.Record{Key: fmt.Appendf(nil, "k%03d", i), Value: fmt.Appendf(nil, "v%d", i)}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ReleaseIdleRestoreMemory()
+	bounds := func(context.Context, string, int32) (int64, int64, error) { return 0, n, nil }
+	cr := &ChangelogRestorer{Brokers: addrs, Bounds: bounds, ChunkBytes: 512}
+	for run := range 2 {
+		f := &fakeRestorable{}
+		if _, err := cr.Restore(ctx, f, "reuse-changelog", 0, "0_0"); err != nil {
+			t.Fatal(err)
+		}
+		if len(f.recs) != n {
+			t.Fatalf("run %d: %d records restored, want %d", run, len(f.recs), n)
+		}
+		for i, r := range f.recs {
+			if want := fmt.Sprintf("k%03d=v%d", i, i); string(r.Key)+"="+string(r.Value) != want {
+				t.Fatalf("run %d: record %d is %s=%s, want %s", run, i, r.Key, r.Value, want)
+			}
+		}
+		if restoreChunks.Len() == 0 {
+			t.Fatalf("run %d: no chunk buffer kept after the restore", run)
+		}
+	}
+	ReleaseIdleRestoreMemory()
+	if restoreChunks.Len() != 0 {
+		t.Fatal("chunk buffers kept after ReleaseIdleRestoreMemory")
+	}
+}
