@@ -239,8 +239,8 @@ func (v *pebbleView) restoreBatch(recs []topology.ChangelogEntry, c Checkpoint, 
 // restoreIngest writes recs (the last write of each key) as one sorted sstable and c as another,
 // and ingests both at once.
 func (v *pebbleView) restoreIngest(recs []topology.ChangelogEntry, c Checkpoint) (err error) {
-	s := ingestScratches.get()
-	defer ingestScratches.put(s)
+	s := ingestScratches.Get()
+	defer ingestScratches.Put(s)
 	order := s.sortedOrder(recs)
 	if err := os.MkdirAll(v.b.ingestDir, 0o755); err != nil {
 		return err
