@@ -403,10 +403,8 @@ func (s *kvStore[K, V]) Commit(next int64) error {
 		return s.errf("committing", err)
 	}
 	if next >= 0 && s.ctx.Changelog != "" {
-		ws.Checkpoint = &Checkpoint{Offset: next, Changelog: s.changelogID}
-		if s.observedTime != nil {
-			ws.Checkpoint.Time = s.observedTime()
-		}
+		c := s.checkpoint(next)
+		ws.Checkpoint = &c
 	}
 	if len(ws.Writes) == 0 && ws.Checkpoint == nil && len(ws.DeleteRanges) == 0 {
 		return nil
@@ -472,6 +470,16 @@ func (s *kvStore[K, V]) RestoreFrom() (int64, bool, error) {
 	return c.Offset, ok, err
 }
 
+// checkpoint is the checkpoint at changelog offset next: with the observed time of window and
+// session stores, and the changelog's ID.
+func (s *kvStore[K, V]) checkpoint(next int64) Checkpoint {
+	c := Checkpoint{Offset: next, Changelog: s.changelogID}
+	if s.observedTime != nil {
+		c.Time = s.observedTime()
+	}
+	return c
+}
+
 // CheckpointChangelog implements topology.ChangelogTracking.
 func (s *kvStore[K, V]) CheckpointChangelog() (topology.ChangelogID, error) {
 	c, _, err := s.view.Checkpoint()
@@ -483,10 +491,7 @@ func (s *kvStore[K, V]) UseChangelog(id topology.ChangelogID) { s.changelogID = 
 
 // Restore implements topology.Restorable.
 func (s *kvStore[K, V]) Restore(recs []topology.ChangelogEntry, next int64) error {
-	c := Checkpoint{Offset: next, Changelog: s.changelogID}
-	if s.observedTime != nil {
-		c.Time = s.observedTime()
-	}
+	c := s.checkpoint(next)
 	s.countKnown = false
 	if r, ok := s.view.(restorer); ok {
 		return r.Restore(recs, c)

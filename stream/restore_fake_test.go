@@ -62,7 +62,7 @@ func newCountFixture(t *testing.T, g stream.Guarantee) *countFixture {
 		}
 		return a
 	}
-	f.produce(t, 4000)
+	f.produce(t, 4000, 40)
 	f.firstDir = t.TempDir()
 	kafkatest.RunToEnd(t, f.newApp(f.firstDir), time.Now())
 	changelog := app + "-" + store + "-changelog"
@@ -75,11 +75,11 @@ func newCountFixture(t *testing.T, g stream.Guarantee) *countFixture {
 	return f
 }
 
-// produce sends n records over 40 keys.
-func (f *countFixture) produce(t *testing.T, n int) {
+// produce sends n records over keys w00 to w(keys-1).
+func (f *countFixture) produce(t *testing.T, n, keys int) {
 	t.Helper()
 	for i := range n {
-		k := fmt.Sprintf("w%02d", i%40)
+		k := fmt.Sprintf("w%02d", i%keys)
 		f.want[k]++
 		f.produceTo.Produce(context.Background(), &kgo.Record{Key: []byte(k), Value: []byte("x")}, func(_ *kgo.Record, err error) {
 			if err != nil {
@@ -122,7 +122,7 @@ func taskRevokedWhileRestoring(t *testing.T, g stream.Guarantee) {
 	// restore then completes; a revocation that waited for it would take that long.
 	waitUntil(t, "B to take one task", 10*time.Second, func() bool { return len(b.Tasks()) == 1 && len(a.Tasks()) == 1 })
 	moved := b.Tasks()[0]
-	f.produce(t, 400)
+	f.produce(t, 400, 40)
 	// B restores the task it took (its fetches are not held) and counts the new records, while
 	// A's restores still hang: the revocation did not wait for the restore it stopped.
 	waitUntil(t, "B to count the new records of its task", 30*time.Second, func() bool {
@@ -175,7 +175,7 @@ func TestStopWhileRestoring(t *testing.T) {
 		t.Fatalf("%d records restored before the held fetches were released", n)
 	}
 	f.release()
-	f.produce(t, 400)
+	f.produce(t, 400, 40)
 	kafkatest.RunToEnd(t, f.newApp(dir), time.Now())
 	f.checkCounts(t)
 }
@@ -224,26 +224,16 @@ func TestStaleStateOfADeletedChangelogIsWiped(t *testing.T) {
 	}
 	f.want = map[string]int64{}
 	f.produceTo = kafkatest.Client(t, f.brokers, kgo.DefaultProduceTopic("words")) // no metadata of the old topics
-	produce := func(n, keys int) {
-		t.Helper()
-		for i := range n {
-			k := fmt.Sprintf("w%02d", i%keys)
-			f.want[k]++
-			if err := f.produceTo.ProduceSync(ctx, &kgo.Record{Key: []byte(k), Value: []byte("x")}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	// Another instance counts the new input: all 40 keys first, then only w00-w19 over several
 	// commits, so the new changelog runs past the stale checkpoint with w20-w39 only in its head.
 	other := f.newApp(t.TempDir())
 	otherCtx, stopOther := kafkatest.RunApp(t, other)
-	produce(400, 40)
+	f.produce(t, 400, 40)
 	for range 6 {
 		if err := other.WaitIdle(otherCtx); err != nil {
 			t.Fatal(err)
 		}
-		produce(200, 20)
+		f.produce(t, 200, 20)
 	}
 	if err := other.WaitIdle(otherCtx); err != nil {
 		t.Fatal(err)
@@ -251,7 +241,7 @@ func TestStaleStateOfADeletedChangelogIsWiped(t *testing.T) {
 	if err := stopOther(); err != nil {
 		t.Fatal(err)
 	}
-	produce(40, 40)
+	f.produce(t, 40, 40)
 	m := kafkatest.RunToEnd(t, f.newApp(f.firstDir), time.Now()) // the stale state dir
 	if m.RecordsRestored == 0 {
 		t.Errorf("nothing restored from the new changelog")

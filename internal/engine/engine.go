@@ -203,6 +203,8 @@ type Engine struct {
 	skippedProduce atomic.Int64
 	deadLettered   atomic.Int64
 	restored       atomic.Int64
+	// changelogIDs are the changelog topics' IDs, listed once at start-up (listChangelogIDs).
+	changelogIDs map[string]topology.ChangelogID
 	// restoreSlots holds a token per running restore (Config.RestoreConcurrency).
 	restoreSlots  chan struct{}
 	aborts        atomic.Int64

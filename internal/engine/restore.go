@@ -342,29 +342,10 @@ func werrSet(failed <-chan struct{}) bool {
 	}
 }
 
-// changelogID returns the ID of a changelog topic (zero if the broker keeps none), retrying
-// transient errors for up to a minute.
-func (e *Engine) changelogID(ctx context.Context, topic string) (topology.ChangelogID, error) {
-	var id topology.ChangelogID
-	err := kafka.RetryTransientFor(ctx, time.Minute, func() error {
-		td, err := e.adm.ListTopics(ctx, topic)
-		if err != nil {
-			return err
-		}
-		d, ok := td[topic]
-		if !ok {
-			return fmt.Errorf("changelog topic %q not found", topic)
-		}
-		if d.Err != nil {
-			return d.Err
-		}
-		id = topology.ChangelogID(d.ID)
-		return nil
-	})
-	if err != nil && ctx.Err() != nil {
-		return id, ctx.Err()
-	}
-	return id, err
+// changelogID returns the ID of a changelog topic, as listed at start-up (zero if the broker
+// keeps none).
+func (e *Engine) changelogID(_ context.Context, topic string) (topology.ChangelogID, error) {
+	return e.changelogIDs[topic], nil
 }
 
 // changelogBounds returns the first offset and the end of a changelog partition: the high

@@ -75,6 +75,7 @@ func (e *Engine) prepare(ctx context.Context) error {
 		e.adm.Close()
 		return err
 	}
+	var changelogs []string
 	for _, sub := range plan.Subtopologies {
 		for _, name := range sub.Stores {
 			spec, err := plan.Store(name)
@@ -87,6 +88,7 @@ func (e *Engine) prepare(ctx context.Context) error {
 				continue
 			}
 			// One changelog partition per task, so task p restores from partition p.
+			changelogs = append(changelogs, plan.ChangelogTopic(name))
 			specs = append(specs, kafka.TopicSpec{Name: plan.ChangelogTopic(name), Partitions: tasks[sub.ID],
 				ReplicationFactor: e.cfg.ReplicationFactor, Configs: configs, Checked: []string{"cleanup.policy"}})
 		}
@@ -96,6 +98,10 @@ func (e *Engine) prepare(ctx context.Context) error {
 		specs = append(specs, kafka.TopicSpec{Name: e.cfg.Handlers.DeadLetterTopic, Partitions: -1, ReplicationFactor: e.cfg.ReplicationFactor})
 	}
 	if err := kafka.EnsureTopics(ctx, e.adm, specs); err != nil {
+		e.adm.Close()
+		return err
+	}
+	if err := e.listChangelogIDs(ctx, changelogs); err != nil {
 		e.adm.Close()
 		return err
 	}
@@ -234,5 +240,37 @@ func (e *Engine) applySourceResets(ctx context.Context, counts map[string]int32)
 		return fmt.Errorf("engine: committing start offsets for sources with their own offset reset: %w", err)
 	}
 	e.log.Info("committed start offsets for sources with their own offset reset", "latest", latest, "earliest", earliest)
+	return nil
+}
+
+// listChangelogIDs records the topic IDs of the changelogs (Engine.changelogIDs), once at
+// start-up: restores compare them with the ID kept with a store's checkpoint
+// (ChangelogRestorer.TopicID).
+func (e *Engine) listChangelogIDs(ctx context.Context, topics []string) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	ids := map[string]topology.ChangelogID{}
+	err := kafka.RetryTransient(ctx, func() error {
+		td, err := e.adm.ListTopics(ctx, topics...)
+		if err != nil {
+			return err
+		}
+		for _, t := range topics {
+			d, ok := td[t]
+			if !ok {
+				return fmt.Errorf("engine: changelog topic %q not listed", t)
+			}
+			if d.Err != nil {
+				return fmt.Errorf("engine: changelog topic %q: %w", t, d.Err)
+			}
+			ids[t] = topology.ChangelogID(d.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	e.changelogIDs = ids
 	return nil
 }
