@@ -1,0 +1,144 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rifflestream/riffle/internal/engine"
+	"github.com/rifflestream/riffle/internal/kafkatest"
+	"github.com/rifflestream/riffle/topology"
+)
+
+// recordingStore is a topology.Restorable that keeps what a restore applies.
+type recordingStore struct {
+	topology.StateStore
+	recs []topology.ChangelogEntry
+	next int64
+}
+
+func (s *recordingStore) Name() string                      { return "recording" }
+func (s *recordingStore) RestoreFrom() (int64, bool, error) { return 0, false, nil }
+func (s *recordingStore) Wipe() error                       { return nil }
+func (s *recordingStore) Restore(recs []topology.ChangelogEntry, next int64) error {
+	for _, r := range recs { // the restore reuses its buffers
+		c := topology.ChangelogEntry{Key: bytes.Clone(r.Key), Timestamp: r.Timestamp}
+		if r.Value != nil {
+			c.Value = append([]byte{}, r.Value...)
+		}
+		s.recs = append(s.recs, c)
+	}
+	s.next = next
+	return nil
+}
+
+// A restore reads its changelog with its own fetch requests and parses the record batches
+// itself (internal/engine/changelogread.go). On the real broker: batches of every compression
+// codec, tombstones and empty values, aborted and committed transactions read committed, and a
+// topic whose broker stamps the records (LogAppendTime). What is restored must be the committed
+// records, in order, with their timestamps; the checkpoint the end of the partition.
+func TestRestoreReadsEveryBatchKind(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	adm := kafkatest.Admin(t, brokers)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, appendTime := range []bool{false, true} {
+		t.Run(fmt.Sprintf("logAppendTime=%v", appendTime), func(t *testing.T) {
+			topic := fmt.Sprintf("restore-read-%d-%v", time.Now().UnixNano(), appendTime)
+			cfg := map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
+			if appendTime {
+				cfg["message.timestamp.type"] = kadm.StringPtr("LogAppendTime")
+			}
+			if _, err := adm.CreateTopic(ctx, 1, 1, cfg, topic); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topic) })
+			t0 := time.Now()
+			var want []topology.ChangelogEntry
+			i := 0
+			produce := func(cl *kgo.Client, n int, keep bool) {
+				for range n {
+					r := &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "k%04d", i%500), Timestamp: time.UnixMilli(int64(1000 + i))}
+					switch i % 9 {
+					case 4: // a tombstone
+					case 7:
+						r.Value = []byte{} // empty, not a tombstone
+					default:
+						r.Value = bytes.Repeat([]byte{byte(i)}, 20+i%200)
+					}
+					i++
+					cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+						if err != nil {
+							t.Error(err)
+						}
+					})
+					if keep {
+						want = append(want, topology.ChangelogEntry{Key: r.Key, Value: r.Value, Timestamp: r.Timestamp.UnixMilli()})
+					}
+				}
+				if err := cl.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, codec := range []kgo.CompressionCodec{kgo.NoCompression(), kgo.GzipCompression(), kgo.SnappyCompression(),
+				kgo.Lz4Compression(), kgo.ZstdCompression()} {
+				produce(kafkatest.Client(t, brokers, kgo.ProducerBatchCompression(codec)), 400, true)
+			}
+			txn := kafkatest.Client(t, brokers, kgo.TransactionalID(topic), kgo.ProducerBatchCompression(kgo.Lz4Compression()))
+			for _, commit := range []bool{false, true, false, true} {
+				if err := txn.BeginTransaction(); err != nil {
+					t.Fatal(err)
+				}
+				produce(txn, 300, commit)
+				if err := txn.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+					t.Fatal(err)
+				}
+				produce(kafkatest.Client(t, brokers), 50, true) // between transactions
+			}
+
+			var end int64
+			bounds := func(ctx context.Context, topic string, p int32) (int64, int64, error) {
+				ends, err := adm.ListCommittedOffsets(ctx, topic)
+				if err != nil {
+					return 0, 0, err
+				}
+				o, _ := ends.Lookup(topic, p)
+				end = o.Offset
+				return 0, o.Offset, o.Err
+			}
+			st := &recordingStore{}
+			// Small fetches and chunks: many requests, batches cut by the fetch limit, chunks
+			// cut in the middle of batches.
+			cr := &engine.ChangelogRestorer{Brokers: brokers, Isolation: kgo.ReadCommitted(), Bounds: bounds,
+				ChunkBytes: 8 << 10, FetchPartitionBytes: 16 << 10}
+			n, err := cr.Restore(ctx, st, topic, 0, "0_0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != int64(len(want)) || len(st.recs) != len(want) {
+				t.Fatalf("restored %d records (reported %d), want the %d committed ones", len(st.recs), n, len(want))
+			}
+			for j, w := range want {
+				g := st.recs[j]
+				if !bytes.Equal(g.Key, w.Key) || !bytes.Equal(g.Value, w.Value) || (g.Value == nil) != (w.Value == nil) {
+					t.Fatalf("record %d: %q=%q (nil %v), want %q=%q (nil %v)", j, g.Key, g.Value, g.Value == nil, w.Key, w.Value, w.Value == nil)
+				}
+				if appendTime {
+					if g.Timestamp < t0.Add(-time.Minute).UnixMilli() || g.Timestamp > time.Now().UnixMilli() {
+						t.Fatalf("record %d: timestamp %d, want the broker's append time (after %d)", j, g.Timestamp, t0.UnixMilli())
+					}
+				} else if g.Timestamp != w.Timestamp {
+					t.Fatalf("record %d: timestamp %d, want %d", j, g.Timestamp, w.Timestamp)
+				}
+			}
+			if st.next != end {
+				t.Fatalf("checkpoint %d, want the end of the partition %d", st.next, end)
+			}
+		})
+	}
+}
