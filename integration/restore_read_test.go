@@ -142,3 +142,83 @@ func TestRestoreReadsEveryBatchKind(t *testing.T) {
 		})
 	}
 }
+
+// A restore whose changelog's leader dies in the middle (3-node cluster, RF 3, min ISR 2): its
+// fetches fail against the dead node, it finds the new leader (and epoch) and goes on from
+// where it was, and what it restores is the whole changelog, once, in order.
+func TestRestoreSurvivesALeaderKill(t *testing.T) {
+	c := kafkatest.NewCluster(t)
+	brokers := c.Brokers()
+	adm := kafkatest.Admin(t, brokers)
+	topic := kafkatest.Name(t, "restore-leader")
+	kafkatest.CreateTopic(t, adm, topic, 1, 3, map[string]*string{"min.insync.replicas": kafkatest.StringPtr("2"),
+		"cleanup.policy": kafkatest.StringPtr("compact")})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cl := kafkatest.Client(t, brokers, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+	const n = 40_000
+	want := make([]topology.ChangelogEntry, 0, n)
+	for i := range n {
+		r := &kgo.Record{Key: fmt.Appendf(nil, "k%06d", i), Value: bytes.Repeat([]byte{byte(i)}, 100), Timestamp: time.UnixMilli(int64(i))}
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+		})
+		want = append(want, topology.ChangelogEntry{Key: r.Key, Value: r.Value, Timestamp: int64(i)})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := int(md.Topics[topic].Partitions[0].Leader)
+	killed := false
+	defer func() {
+		if killed { // leave the shared cluster whole for the next test
+			c.RestartNode(t, leader)
+		}
+	}()
+	bounds := func(ctx context.Context, topic string, p int32) (int64, int64, error) {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			return 0, 0, err
+		}
+		o, _ := ends.Lookup(topic, p)
+		return 0, o.Offset, o.Err
+	}
+	st := &recordingStore{}
+	var applied, appliedAtKill int64
+	cr := &engine.ChangelogRestorer{Brokers: brokers, Bounds: bounds, ChunkBytes: 64 << 10, FetchPartitionBytes: 32 << 10,
+		Restored: func(k int64) {
+			// After the first chunk, on the writer's goroutine: the fetcher is ahead by a
+			// request or two, so the kill lands mid-restore.
+			if applied += k; !killed {
+				killed, appliedAtKill = true, applied
+				c.KillNode(t, leader)
+			}
+		}}
+	t0 := time.Now()
+	got, err := cr.Restore(ctx, st, topic, 0, "0_0")
+	took := time.Since(t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !killed || appliedAtKill >= n {
+		t.Fatalf("the leader was not killed during the restore (killed %v after %d of %d records)", killed, appliedAtKill, n)
+	}
+	t.Logf("leader node %d killed after %d of %d records applied; the restore took %v", leader, appliedAtKill, n, took)
+	if got != n || len(st.recs) != n {
+		t.Fatalf("restored %d records (reported %d), want %d", len(st.recs), got, n)
+	}
+	for i, w := range want {
+		if g := st.recs[i]; !bytes.Equal(g.Key, w.Key) || !bytes.Equal(g.Value, w.Value) || g.Timestamp != w.Timestamp {
+			t.Fatalf("record %d: %q @%d, want %q @%d", i, g.Key, g.Timestamp, w.Key, w.Timestamp)
+		}
+	}
+	if st.next != n {
+		t.Fatalf("checkpoint %d, want %d", st.next, n)
+	}
+}

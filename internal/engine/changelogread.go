@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"math"
 	"slices"
 	"time"
@@ -42,6 +43,7 @@ type changelogFetcher struct {
 	partition int32
 	committed bool // read_committed
 	maxBytes  int32
+	log       *slog.Logger // may be nil
 	// bounds re-reads the partition's first offset when a fetch is out of range (records
 	// deleted below the position).
 	bounds func(ctx context.Context) (start int64, err error)
@@ -51,9 +53,12 @@ type changelogFetcher struct {
 	topicID     [16]byte
 }
 
-// fetchRetries bounds the retries of a fetch that failed with a retriable error (a leader
-// moving, a broker restarting), ~30 s with the backoff.
-const fetchRetries = 40
+// fetchRetryFor bounds how long a fetch that fails with a retriable error (a leader moving, a
+// broker restarting) is retried, against a refreshed leader, before the restore fails.
+const fetchRetryFor = 2 * time.Minute
+
+// stallLimit is how long a restore waits for records below its end to become readable.
+const stallLimit = 30 * time.Second
 
 // run fetches from off until end, sending each response's complete batches to out; it closes
 // out when done or on the first error (sent as the last item).
@@ -73,6 +78,8 @@ func (f *changelogFetcher) run(ctx context.Context, off, end int64, out chan<- c
 		return
 	}
 	retries := 0
+	var failingSince time.Time
+	var stalled time.Time // since when fetches at off returned nothing
 	for off < end {
 		part, err := f.fetch(ctx, off)
 		if err == nil {
@@ -94,14 +101,21 @@ func (f *changelogFetcher) run(ctx context.Context, off, end int64, out chan<- c
 			}
 			off = start // the records below were deleted: there is nothing left to restore there
 			continue
-		case kerr.IsRetriable(err) && retries < fetchRetries:
+		case retriable(err) && (retries == 0 || time.Since(failingSince) < fetchRetryFor):
+			if retries == 0 {
+				failingSince = time.Now()
+				if f.log != nil {
+					f.log.Warn("changelog fetch failed; retrying against the partition's leader", "topic", f.topic,
+						"partition", f.partition, "offset", off, "error", err, "for_up_to", fetchRetryFor)
+				}
+			}
 			retries++
 			select {
 			case <-time.After(min(time.Duration(retries)*100*time.Millisecond, time.Second)):
 			case <-ctx.Done():
 				return
 			}
-			if lerr := f.locate(ctx); lerr != nil && !kerr.IsRetriable(lerr) {
+			if lerr := f.locate(ctx); lerr != nil && !retriable(lerr) {
 				fail(lerr)
 				return
 			}
@@ -118,22 +132,34 @@ func (f *changelogFetcher) run(ctx context.Context, off, end int64, out chan<- c
 			return
 		}
 		if complete == 0 {
-			if part.HighWatermark > off && len(raw) > 0 {
-				// A batch larger than what was asked for, cut short: Kafka returns the first batch
-				// whole whatever the limit, so this is not expected; ask for more.
+			if len(raw) > 0 && f.maxBytes < 1<<30 {
+				// A batch larger than what was asked for, cut short (Kafka returns the first
+				// batch whole whatever the limit, so this is not expected): ask for more.
 				f.maxBytes = min(2*f.maxBytes, 1<<30)
+				continue
 			}
-			if part.HighWatermark <= off || (f.committed && part.LastStableOffset >= 0 && part.LastStableOffset <= off) {
-				// Nothing readable at off (yet): the end given was the high watermark or the
-				// last stable offset, which does not go down, so wait for it to be replicated.
-				select {
-				case <-time.After(10 * time.Millisecond):
-				case <-ctx.Done():
-					return
-				}
+			// Nothing readable at off: the end is where the high watermark (or the last stable
+			// offset) was when the restore started, so it is not yet replicated to the leader
+			// asked, or the log lost records (an unclean leader election).
+			readable := part.HighWatermark
+			if f.committed && part.LastStableOffset >= 0 {
+				readable = min(readable, part.LastStableOffset)
+			}
+			if stalled.IsZero() {
+				stalled = time.Now()
+			} else if readable < end && time.Since(stalled) > stallLimit {
+				fail(fmt.Errorf("changelog %s[%d] is readable up to offset %d, below the end %d the restore started for, for %v: records lost by the broker?",
+					f.topic, f.partition, readable, end, stallLimit))
+				return
+			}
+			select {
+			case <-time.After(10 * time.Millisecond):
+			case <-ctx.Done():
+				return
 			}
 			continue
 		}
+		stalled = time.Time{}
 		if !send(changelogBatch{raw: raw[:complete], aborted: part.AbortedTransactions}) {
 			return
 		}
@@ -193,7 +219,9 @@ func (f *changelogFetcher) fetch(ctx context.Context, off int64) (*kmsg.FetchRes
 	rp.CurrentLeaderEpoch, rp.LastFetchedEpoch, rp.LogStartOffset = f.leaderEpoch, -1, -1
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	resp, err := f.cl.Broker(int(f.leader)).RetriableRequest(ctx, req)
+	// Not RetriableRequest: it retries a dead leader for ~30 s; run retries against a fresh
+	// leader lookup.
+	resp, err := f.cl.Broker(int(f.leader)).Request(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -401,4 +429,15 @@ func varintBytes(b []byte) (v, rest []byte, ok bool) {
 
 func byFirstOffset(a, b kmsg.FetchResponseTopicPartitionAbortedTransaction) int {
 	return cmp.Compare(a.FirstOffset, b.FirstOffset)
+}
+
+// retriable reports whether a fetch (or metadata request) that failed with err may succeed if
+// tried again, after looking up the leader: Kafka's retriable errors, and failures to reach a
+// broker (a connection refused or cut: the leader died, and another takes over).
+func retriable(err error) bool {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Retriable
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }

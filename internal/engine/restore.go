@@ -187,7 +187,7 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 	committed := c.Isolation == kgo.ReadCommitted()
 	fetchCtx, stopFetching := context.WithCancel(ctx)
 	fetched := make(chan changelogBatch, 1) // one response parsed, one waiting, one being fetched
-	fetcher := &changelogFetcher{cl: cl, topic: topic, partition: p, committed: committed, maxBytes: fetchBytes,
+	fetcher := &changelogFetcher{cl: cl, topic: topic, partition: p, committed: committed, maxBytes: fetchBytes, log: log,
 		bounds: func(ctx context.Context) (int64, error) {
 			start, _, err := c.Bounds(ctx, topic, p)
 			return start, err
@@ -312,7 +312,10 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 			return finish(b.err)
 		}
 		if b.raw == nil { // the fetcher stopped: ctx is done
-			return finish(ctx.Err())
+			if err := ctx.Err(); err != nil {
+				return finish(err)
+			}
+			return finish(fmt.Errorf("reading changelog %s[%d] stopped at offset %d, before its end %d", topic, p, next, end))
 		}
 		var sendErr error
 		stopped := false
