@@ -83,9 +83,9 @@ func (e *epoch) wait(ctx context.Context) (bool, error) {
 	return ok, nil
 }
 
-// outMeta is what the produce promise needs to know of a record in flight. It travels as the
-// record's Context (it is a context.Context that is never done), so the promise, which gets only
-// the *kgo.Record back, reaches it without a map lookup.
+// outMeta is what the produce promise needs to know of a record in flight: the form the error
+// paths work with (a record sent by a task carries it packed in a metaBlock), and the Context of
+// a dead-lettered record.
 type outMeta struct {
 	ep     *epoch
 	r      *runner
@@ -101,6 +101,122 @@ func (*outMeta) Err() error                  { return nil }
 func (*outMeta) Value(any) any               { return nil }
 
 func metaOf(r *kgo.Record) *outMeta { return r.Context.(*outMeta) }
+
+// metaBlock packs the outMetas of up to metaBlockSize records a runner sends in one epoch: what
+// they share (the epoch, the runner, up to four source partitions and four changelog slots) once,
+// in the block's header, and per record only its source offset and two small indexes, in an
+// element with no pointers. A record's Context is its element (a context.Context that is never
+// done), from which the promise finds the block. An outMeta per record (56 bytes, four pointers)
+// was an allocation per record and four pointers for the garbage collector to follow per record
+// in flight: measured on the q1 drain, 0.13 s of CPU per 2M records (2.15 against 2.00 s with
+// one shared meta per epoch, the bound this reaches without losing the source coordinates).
+type metaBlock struct {
+	ep      *epoch
+	r       *runner
+	origins [4]topology.Origin // source partitions (their offsets unused)
+	slots   [4]*atomic.Int64
+	// Written by the runner goroutine only; the promise reads the header entries its element
+	// names, written before its record was sent.
+	nOrigins, nSlots, n int
+	elems               [metaBlockSize]metaElem
+}
+
+const metaBlockSize = 256
+
+// metaElem is one record's part of a metaBlock.
+type metaElem struct {
+	offset int64  // the source record's offset
+	idx    uint16 // in the block's elems
+	origin int8   // in the block's origins; -1: no source record (a punctuation, a flush)
+	slot   int8   // in the block's slots; -1: not a changelog record
+}
+
+func (*metaElem) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*metaElem) Done() <-chan struct{}       { return nil }
+func (*metaElem) Err() error                  { return nil }
+func (*metaElem) Value(any) any               { return nil }
+
+// block returns the metaBlock m is an element of (pointer arithmetic within that one
+// allocation: m is &b.elems[m.idx]).
+func (m *metaElem) block() *metaBlock {
+	back := int(unsafe.Offsetof(metaBlock{}.elems)) + int(m.idx)*int(unsafe.Sizeof(metaElem{}))
+	return (*metaBlock)(unsafe.Add(unsafe.Pointer(m), -back))
+}
+
+// meta unpacks m.
+func (m *metaElem) meta() outMeta {
+	b := m.block()
+	o := outMeta{ep: b.ep, r: b.r}
+	if m.origin >= 0 {
+		o.origin = b.origins[m.origin]
+		o.origin.Offset = m.offset
+	}
+	if m.slot >= 0 {
+		o.slot = b.slots[m.slot]
+	}
+	return o
+}
+
+// newMetaElem packs the meta of a record about to be sent into the runner's current block,
+// starting a new block when it is full, of an earlier epoch, or has no room left in its tables
+// for origin's partition or slot.
+func (r *runner) newMetaElem(origin topology.Origin, slot *atomic.Int64) *metaElem {
+	for {
+		b := r.block
+		if b == nil || b.n == metaBlockSize || b.ep != r.epoch {
+			b = &metaBlock{ep: r.epoch, r: r}
+			r.block = b
+		}
+		oi, si := int8(-1), int8(-1)
+		if origin.Topic != "" {
+			if oi = b.origin(origin); oi < 0 {
+				r.block = nil
+				continue
+			}
+		}
+		if slot != nil {
+			if si = b.slot(slot); si < 0 {
+				r.block = nil
+				continue
+			}
+		}
+		e := &b.elems[b.n]
+		e.offset, e.idx, e.origin, e.slot = origin.Offset, uint16(b.n), oi, si
+		b.n++
+		return e
+	}
+}
+
+// origin returns the index of o's partition in b's origins, adding it if there is room (-1:
+// none).
+func (b *metaBlock) origin(o topology.Origin) int8 {
+	for i := range b.nOrigins {
+		if b.origins[i].Partition == o.Partition && b.origins[i].Topic == o.Topic {
+			return int8(i)
+		}
+	}
+	if b.nOrigins == len(b.origins) {
+		return -1
+	}
+	b.origins[b.nOrigins] = topology.Origin{Topic: o.Topic, Partition: o.Partition}
+	b.nOrigins++
+	return int8(b.nOrigins - 1)
+}
+
+// slot is origin for changelog slots.
+func (b *metaBlock) slot(s *atomic.Int64) int8 {
+	for i := range b.nSlots {
+		if b.slots[i] == s {
+			return int8(i)
+		}
+	}
+	if b.nSlots == len(b.slots) {
+		return -1
+	}
+	b.slots[b.nSlots] = s
+	b.nSlots++
+	return int8(b.nSlots - 1)
+}
 
 // topology.Header and kgo.RecordHeader have the same layout, so header slices convert without
 // copying; the check below fails to compile if either type changes shape.
@@ -121,11 +237,11 @@ type runnerCollector struct{ r *runner }
 
 func (c runnerCollector) Send(o topology.OutRecord) {
 	r := c.r
-	m := r.newMeta()
-	m.ep, m.r, m.origin = r.epoch, r, r.origin
+	var slot *atomic.Int64
 	if o.Changelog {
-		m.slot = r.changelogSlot(o.Topic)
+		slot = r.changelogSlot(o.Topic)
 	}
+	m := r.newMetaElem(r.origin, slot)
 	// The first record a task sends for an input record reuses the input's kgo.Record, which
 	// nothing reads once the record is being processed (as a bare consume-produce loop does):
 	// in-flight records were the engine's largest allocation per record.
@@ -138,7 +254,7 @@ func (c runnerCollector) Send(o topology.OutRecord) {
 	*rec = kgo.Record{Topic: o.Topic, Partition: o.Partition, Key: o.Key, Value: o.Value,
 		Timestamp: o.Timestamp, Headers: toKgoHeaders(o.Headers), Context: m}
 	if r.reserved == 0 {
-		m.ep.reserve(epochReserve)
+		r.epoch.reserve(epochReserve)
 		r.reserved = epochReserve
 	}
 	r.reserved--
@@ -152,38 +268,32 @@ func (c runnerCollector) PartitionCount(topic string) (int32, error) {
 
 // promise is called by the client for each produced record, on the client's goroutine.
 func (e *Engine) promise(rec *kgo.Record, err error) {
-	m := metaOf(rec)
+	m := rec.Context.(*metaElem)
+	b := m.block()
 	if err != nil {
-		e.produceFailed(rec, m, err)
-	} else if m.slot != nil {
+		meta := m.meta()
+		e.produceFailed(rec, &meta, err)
+	} else if m.slot >= 0 {
+		slot := b.slots[m.slot]
 		for next := rec.Offset + 1; ; {
-			cur := m.slot.Load()
-			if cur >= next || m.slot.CompareAndSwap(cur, next) {
+			cur := slot.Load()
+			if cur >= next || slot.CompareAndSwap(cur, next) {
 				break
 			}
 		}
 	}
-	m.ep.release()
+	b.ep.release()
 }
 
-// outSlabSize is how many outMetas, or kgo.Records, a runner allocates at once.
+// outSlabSize is how many kgo.Records a runner allocates at once.
 const outSlabSize = 256
 
-// newMeta cuts a zeroed outMeta from the runner's slab, and newRecord a kgo.Record, for a record
-// sent while no input record's can be reused (a second output of one input, a punctuation, a
-// store flush). Cut one after the other from memory the runner's goroutine just zeroed, they are
-// written where the cache is warm; pooled ones, freed by the client's promise goroutine on
-// another core, cost a cache miss each on their first write (measured: a pool was slower). A
-// slab is garbage once every record cut from it is acknowledged.
-func (r *runner) newMeta() *outMeta {
-	if len(r.metaSlab) == 0 {
-		r.metaSlab = make([]outMeta, outSlabSize)
-	}
-	m := &r.metaSlab[0]
-	r.metaSlab = r.metaSlab[1:]
-	return m
-}
-
+// newRecord cuts a zeroed kgo.Record from the runner's slab, for a record sent while no input
+// record's can be reused (a second output of one input, a punctuation, a store flush). Cut one
+// after the other from memory the runner's goroutine just zeroed, they are written where the
+// cache is warm; pooled ones, freed by the client's promise goroutine on another core, cost a
+// cache miss each on their first write (measured: a pool was slower). A slab is garbage once
+// every record cut from it is acknowledged.
 func (r *runner) newRecord() *kgo.Record {
 	if len(r.recSlab) == 0 {
 		r.recSlab = make([]kgo.Record, outSlabSize)

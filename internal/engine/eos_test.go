@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strconv"
 	"sync/atomic"
@@ -578,6 +579,21 @@ func TestDeadLetteredRefusalCommitsWithItsInput(t *testing.T) {
 	}
 	if m := e.Metrics(); m.DeadLettered != int64(len(dead)) {
 		t.Errorf("metric DeadLettered %d, %d dead-letter records committed", m.DeadLettered, len(dead))
+	}
+	// Each dead-letter record names its source record: the input with its value.
+	source := map[string]string{}
+	for _, r := range readCommitted(t, brokers, "dr-in") {
+		source[string(r.Value)] = fmt.Sprintf("dr-in[%d]@%d", r.Partition, r.Offset)
+	}
+	for _, r := range dead {
+		h := map[string]string{}
+		for _, x := range r.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		got := fmt.Sprintf("%s[%s]@%s", h[topology.HeaderSourceTopic], h[topology.HeaderSourcePart], h[topology.HeaderSourceOffset])
+		if want := source[string(r.Value)]; got != want || h[topology.HeaderErrorStage] != string(topology.StageProduce) {
+			t.Errorf("dead-letter record %q names source %s at stage %q, want %s at %q", r.Value, got, h[topology.HeaderErrorStage], want, topology.StageProduce)
+		}
 	}
 }
 

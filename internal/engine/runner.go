@@ -41,7 +41,7 @@ type runner struct {
 	// produced counts the records sent since the engine's counter was last updated: the engine's
 	// counters are shared by every runner, so they are added to once per batch, not per record.
 	produced int64
-	metaSlab []outMeta    // see newMeta
+	block    *metaBlock   // see newMetaElem
 	recSlab  []kgo.Record // see newRecord
 	// in is the input record being processed, until its kgo.Record is reused for the first
 	// record sent because of it (see runnerCollector.Send).
