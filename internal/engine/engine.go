@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/rifflestream/riffle/internal/freelist"
 	"github.com/rifflestream/riffle/state"
 	"github.com/rifflestream/riffle/topology"
 )
@@ -1303,17 +1304,19 @@ func (e *Engine) advanceStreamTime(ctx context.Context, ts time.Time) error {
 // inputRecordPool recycles the slabs of kgo.Records the client decodes fetched records into: a
 // record goes back when its task is done with it (runner.process), or, reused as an output
 // record, once that is acknowledged (Engine.promise); a slab once all its records are back.
-var inputRecordPool recordPool
+var inputRecordPool = recordPool{free: freelist.Cache[[]kgo.Record]{Max: 8, Idle: time.Second}}
 
-// recordPool is a kgo.PoolRecords. It counts the slabs it hands out and gets back (tests).
+// recordPool is a kgo.PoolRecords. It keeps at most a few slabs (a sync.Pool kept every slab
+// put back until the next collections, and the larger live heap that made raised peak RSS by
+// ~35 MiB on the q1 benchmark), and counts the slabs it hands out and gets back (tests).
 type recordPool struct {
-	p          sync.Pool
+	free       freelist.Cache[[]kgo.Record]
 	gets, puts atomic.Int64
 }
 
 func (p *recordPool) GetRecords(n int) []kgo.Record {
 	p.gets.Add(1)
-	if rs, ok := p.p.Get().(*[]kgo.Record); ok && cap(*rs) >= n {
+	if rs := p.free.Get(); cap(*rs) >= n {
 		return (*rs)[:n]
 	}
 	return make([]kgo.Record, n)
@@ -1321,5 +1324,5 @@ func (p *recordPool) GetRecords(n int) []kgo.Record {
 
 func (p *recordPool) PutRecords(rs []kgo.Record) {
 	p.puts.Add(1)
-	p.p.Put(&rs)
+	p.free.Put(&rs)
 }
