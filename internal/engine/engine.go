@@ -16,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/rifflestream/riffle/internal/freelist"
 	"github.com/rifflestream/riffle/state"
 	"github.com/rifflestream/riffle/topology"
 )
@@ -1304,19 +1303,17 @@ func (e *Engine) advanceStreamTime(ctx context.Context, ts time.Time) error {
 // inputRecordPool recycles the slabs of kgo.Records the client decodes fetched records into: a
 // record goes back when its task is done with it (runner.process), or, reused as an output
 // record, once that is acknowledged (Engine.promise); a slab once all its records are back.
-var inputRecordPool = recordPool{free: freelist.Cache[[]kgo.Record]{Max: 8, Idle: time.Second}}
+var inputRecordPool recordPool
 
-// recordPool is a kgo.PoolRecords. It keeps at most a few slabs (a sync.Pool kept every slab
-// put back until the next collections, and the larger live heap that made raised peak RSS by
-// ~35 MiB on the q1 benchmark), and counts the slabs it hands out and gets back (tests).
+// recordPool is a kgo.PoolRecords. It counts the slabs it hands out and gets back (tests).
 type recordPool struct {
-	free       freelist.Cache[[]kgo.Record]
+	p          sync.Pool
 	gets, puts atomic.Int64
 }
 
 func (p *recordPool) GetRecords(n int) []kgo.Record {
 	p.gets.Add(1)
-	if rs := p.free.Get(); cap(*rs) >= n {
+	if rs, ok := p.p.Get().(*[]kgo.Record); ok && cap(*rs) >= n {
 		return (*rs)[:n]
 	}
 	return make([]kgo.Record, n)
@@ -1324,5 +1321,5 @@ func (p *recordPool) GetRecords(n int) []kgo.Record {
 
 func (p *recordPool) PutRecords(rs []kgo.Record) {
 	p.puts.Add(1)
-	p.free.Put(&rs)
+	p.p.Put(&rs)
 }
