@@ -103,8 +103,7 @@ func (*outMeta) Value(any) any               { return nil }
 func metaOf(r *kgo.Record) *outMeta { return r.Context.(*outMeta) }
 
 // metaBlock packs the outMetas of up to metaBlockSize records a runner sends in one epoch: what
-// they share (the epoch, the runner, up to four source partitions, changelog slots and pooled
-// record slabs) once,
+// they share (the epoch, the runner, up to four source partitions and four changelog slots) once,
 // in the block's header, and per record only its source offset and two small indexes, in an
 // element with no pointers. A record's Context is its element (a context.Context that is never
 // done), from which the promise finds the block. An outMeta per record (56 bytes, four pointers)
@@ -116,13 +115,10 @@ type metaBlock struct {
 	r       *runner
 	origins [4]topology.Origin // source partitions (their offsets unused)
 	slots   [4]*atomic.Int64
-	// pools are the Contexts franz-go gave the input records reused as these records: their
-	// pooled slab's bookkeeping (see Engine.promise).
-	pools [4]context.Context
 	// Written by the runner goroutine only; the promise reads the header entries its element
 	// names, written before its record was sent.
-	nOrigins, nSlots, nPools, n int
-	elems                       [metaBlockSize]metaElem
+	nOrigins, nSlots, n int
+	elems               [metaBlockSize]metaElem
 }
 
 const metaBlockSize = 256
@@ -133,7 +129,6 @@ type metaElem struct {
 	idx    uint16 // in the block's elems
 	origin int8   // in the block's origins; -1: no source record (a punctuation, a flush)
 	slot   int8   // in the block's slots; -1: not a changelog record
-	pool   int8   // in the block's pools; -1: the record is not a pooled input record
 }
 
 func (*metaElem) Deadline() (time.Time, bool) { return time.Time{}, false }
@@ -165,14 +160,14 @@ func (m *metaElem) meta() outMeta {
 // newMetaElem packs the meta of a record about to be sent into the runner's current block,
 // starting a new block when it is full, of an earlier epoch, or has no room left in its tables
 // for origin's partition or slot.
-func (r *runner) newMetaElem(origin topology.Origin, slot *atomic.Int64, pool context.Context) *metaElem {
+func (r *runner) newMetaElem(origin topology.Origin, slot *atomic.Int64) *metaElem {
 	for {
 		b := r.block
 		if b == nil || b.n == metaBlockSize || b.ep != r.epoch {
 			b = &metaBlock{ep: r.epoch, r: r}
 			r.block = b
 		}
-		oi, si, pi := int8(-1), int8(-1), int8(-1)
+		oi, si := int8(-1), int8(-1)
 		if origin.Topic != "" {
 			if oi = b.origin(origin); oi < 0 {
 				r.block = nil
@@ -185,32 +180,11 @@ func (r *runner) newMetaElem(origin topology.Origin, slot *atomic.Int64, pool co
 				continue
 			}
 		}
-		if pool != nil {
-			if pi = b.pool(pool); pi < 0 {
-				r.block = nil
-				continue
-			}
-		}
 		e := &b.elems[b.n]
-		e.offset, e.idx, e.origin, e.slot, e.pool = origin.Offset, uint16(b.n), oi, si, pi
+		e.offset, e.idx, e.origin, e.slot = origin.Offset, uint16(b.n), oi, si
 		b.n++
 		return e
 	}
-}
-
-// pool is origin for the pooled records' Contexts.
-func (b *metaBlock) pool(c context.Context) int8 {
-	for i := range b.nPools {
-		if b.pools[i] == c {
-			return int8(i)
-		}
-	}
-	if b.nPools == len(b.pools) {
-		return -1
-	}
-	b.pools[b.nPools] = c
-	b.nPools++
-	return int8(b.nPools - 1)
 }
 
 // origin returns the index of o's partition in b's origins, adding it if there is room (-1:
@@ -267,18 +241,16 @@ func (c runnerCollector) Send(o topology.OutRecord) {
 	if o.Changelog {
 		slot = r.changelogSlot(o.Topic)
 	}
+	m := r.newMetaElem(r.origin, slot)
 	// The first record a task sends for an input record reuses the input's kgo.Record, which
 	// nothing reads once the record is being processed (as a bare consume-produce loop does):
-	// in-flight records were the engine's largest allocation per record. It goes back to the
-	// client's pool once acknowledged (Engine.promise).
-	var pool context.Context
+	// in-flight records were the engine's largest allocation per record.
 	rec := r.in
 	if rec != nil {
-		r.in, pool = nil, rec.Context
+		r.in = nil
 	} else {
 		rec = r.newRecord()
 	}
-	m := r.newMetaElem(r.origin, slot, pool)
 	*rec = kgo.Record{Topic: o.Topic, Partition: o.Partition, Key: o.Key, Value: o.Value,
 		Timestamp: o.Timestamp, Headers: toKgoHeaders(o.Headers), Context: m}
 	if r.reserved == 0 {
@@ -310,12 +282,7 @@ func (e *Engine) promise(rec *kgo.Record, err error) {
 			}
 		}
 	}
-	ep := b.ep
-	if m.pool >= 0 {
-		rec.Context = b.pools[m.pool]
-		rec.Recycle()
-	}
-	ep.release()
+	b.ep.release()
 }
 
 // outSlabSize is how many kgo.Records a runner allocates at once.

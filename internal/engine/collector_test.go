@@ -1,14 +1,9 @@
 package engine
 
 import (
-	"context"
 	"fmt"
-	"strconv"
 	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rifflestream/riffle/topology"
 )
@@ -34,7 +29,7 @@ func TestMetaBlocksKeepEachRecordsMeta(t *testing.T) {
 			origin = topology.Origin{Topic: fmt.Sprintf("t%d", i%6), Partition: int32(i % 3), Offset: int64(1000 + i)}
 		}
 		slot := slots[i%len(slots)]
-		e := r.newMetaElem(origin, slot, nil)
+		e := r.newMetaElem(origin, slot)
 		all = append(all, sent{e, outMeta{ep: r.epoch, r: r, origin: origin, slot: slot}})
 		blocks[e.block()] = true
 	}
@@ -58,60 +53,13 @@ func TestMetaBlocksKeepEachRecordsMeta(t *testing.T) {
 	}
 	// One source partition and no slot: blocks are full before a new one starts.
 	r2 := &runner{epoch: newEpoch(nil)}
-	first := r2.newMetaElem(topology.Origin{Topic: "in", Partition: 2, Offset: 0}, nil, nil).block()
+	first := r2.newMetaElem(topology.Origin{Topic: "in", Partition: 2, Offset: 0}, nil).block()
 	for i := 1; i < metaBlockSize; i++ {
-		if b := r2.newMetaElem(topology.Origin{Topic: "in", Partition: 2, Offset: int64(i)}, nil, nil).block(); b != first {
+		if b := r2.newMetaElem(topology.Origin{Topic: "in", Partition: 2, Offset: int64(i)}, nil).block(); b != first {
 			t.Fatalf("record %d went to a new block", i)
 		}
 	}
-	if r2.newMetaElem(topology.Origin{Topic: "in", Partition: 2}, nil, nil).block() == first {
+	if r2.newMetaElem(topology.Origin{Topic: "in", Partition: 2}, nil).block() == first {
 		t.Fatal("a full block took one more record")
-	}
-}
-
-// Input records go back to the client's pool: a record no output reused once its task is done
-// with it, one reused as an output record once that is acknowledged; a slab (one per fetched
-// batch) once all of its records are back. Here half the inputs are dropped and half produced,
-// over 200 batches: after the outputs are in, (almost) every slab handed out came back.
-func TestInputRecordsGoBackToThePool(t *testing.T) {
-	_, brokers := fakeCluster(t, "pool")
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("pool-in"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	const batches, per = 200, 50
-	for b := range batches {
-		for i := range per {
-			cl.Produce(context.Background(), &kgo.Record{Value: []byte(strconv.Itoa(b*per + i))}, nil)
-		}
-		if err := cl.Flush(context.Background()); err != nil { // one batch each
-			t.Fatal(err)
-		}
-	}
-	gets0, puts0 := inputRecordPool.gets.Load(), inputRecordPool.puts.Load()
-	e := eosEngine(t, brokers, "pool", topology.ResetEarliest, func(ctx topology.Context[string, string], r topology.Record[string, string]) error {
-		if n, _ := strconv.Atoi(r.Value); n%2 == 0 {
-			return ctx.Forward(r)
-		}
-		return nil
-	}, func(c *Config) { c.Guarantee = AtLeastOnce })
-	cancel, done := runEngine(e)
-	defer func() {
-		cancel()
-		<-done
-	}()
-	waitCommitted(t, brokers, "pool-out", done, 30*time.Second, func(rs []*kgo.Record) bool { return len(rs) >= batches*per/2 })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		gets, puts := inputRecordPool.gets.Load()-gets0, inputRecordPool.puts.Load()-puts0
-		if gets >= batches/2 && gets-puts <= 4 {
-			t.Logf("%d slabs handed out, %d back", gets, puts)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d slabs handed out, %d back: records are not recycled", gets, puts)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

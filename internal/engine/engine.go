@@ -501,7 +501,6 @@ func (e *Engine) newClient() error {
 		// partition that joins an idle fetch session.
 		kgo.FetchMaxWait(500 * time.Millisecond),
 		kgo.WithLogger(kgoLogger{e.log}),
-		kgo.WithPools(&inputRecordPool),
 	}
 	if e.cfg.OffsetReset == topology.ResetLatest {
 		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
@@ -1298,28 +1297,4 @@ func (e *Engine) advanceStreamTime(ctx context.Context, ts time.Time) error {
 		}
 	}
 	return nil
-}
-
-// inputRecordPool recycles the slabs of kgo.Records the client decodes fetched records into: a
-// record goes back when its task is done with it (runner.process), or, reused as an output
-// record, once that is acknowledged (Engine.promise); a slab once all its records are back.
-var inputRecordPool recordPool
-
-// recordPool is a kgo.PoolRecords. It counts the slabs it hands out and gets back (tests).
-type recordPool struct {
-	p          sync.Pool
-	gets, puts atomic.Int64
-}
-
-func (p *recordPool) GetRecords(n int) []kgo.Record {
-	p.gets.Add(1)
-	if rs, ok := p.p.Get().(*[]kgo.Record); ok && cap(*rs) >= n {
-		return (*rs)[:n]
-	}
-	return make([]kgo.Record, n)
-}
-
-func (p *recordPool) PutRecords(rs []kgo.Record) {
-	p.puts.Add(1)
-	p.p.Put(&rs)
 }

@@ -491,11 +491,7 @@ func (r *runner) process(rec *kgo.Record) error {
 	r.in = rec
 	err := r.task.Process(raw)
 	// Not kept past the record: the fetched bytes it points into can then be collected.
-	raw.Key, raw.Value, raw.Headers = nil, nil, nil
-	if in := r.in; in != nil { // not reused for an output: back to the client's pool now
-		r.in = nil
-		in.Recycle()
-	}
+	raw.Key, raw.Value, raw.Headers, r.in = nil, nil, nil, nil
 	if err != nil {
 		return err
 	}
