@@ -50,7 +50,10 @@ func TestRestoreReadsEveryBatchKind(t *testing.T) {
 	for _, appendTime := range []bool{false, true} {
 		t.Run(fmt.Sprintf("logAppendTime=%v", appendTime), func(t *testing.T) {
 			topic := fmt.Sprintf("restore-read-%d-%v", time.Now().UnixNano(), appendTime)
-			cfg := map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
+			// Not compacted: the test brokers clean segments within seconds, and a compaction
+			// would (rightly) leave the restore fewer records than were written. Timestamps
+			// are recent, or time retention deletes the records.
+			cfg := map[string]*string{}
 			if appendTime {
 				cfg["message.timestamp.type"] = kadm.StringPtr("LogAppendTime")
 			}
@@ -59,11 +62,12 @@ func TestRestoreReadsEveryBatchKind(t *testing.T) {
 			}
 			t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topic) })
 			t0 := time.Now()
+			base := t0.Add(-time.Hour).UnixMilli()
 			var want []topology.ChangelogEntry
 			i := 0
 			produce := func(cl *kgo.Client, n int, keep bool) {
 				for range n {
-					r := &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "k%04d", i%500), Timestamp: time.UnixMilli(int64(1000 + i))}
+					r := &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "k%04d", i%500), Timestamp: time.UnixMilli(base + int64(i))}
 					switch i % 9 {
 					case 4: // a tombstone
 					case 7:
@@ -151,21 +155,21 @@ func TestRestoreSurvivesALeaderKill(t *testing.T) {
 	brokers := c.Brokers()
 	adm := kafkatest.Admin(t, brokers)
 	topic := kafkatest.Name(t, "restore-leader")
-	kafkatest.CreateTopic(t, adm, topic, 1, 3, map[string]*string{"min.insync.replicas": kafkatest.StringPtr("2"),
-		"cleanup.policy": kafkatest.StringPtr("compact")})
+	kafkatest.CreateTopic(t, adm, topic, 1, 3, map[string]*string{"min.insync.replicas": kafkatest.StringPtr("2")})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cl := kafkatest.Client(t, brokers, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
 	const n = 40_000
 	want := make([]topology.ChangelogEntry, 0, n)
+	base := time.Now().Add(-time.Hour).UnixMilli() // recent: time retention keeps them
 	for i := range n {
-		r := &kgo.Record{Key: fmt.Appendf(nil, "k%06d", i), Value: bytes.Repeat([]byte{byte(i)}, 100), Timestamp: time.UnixMilli(int64(i))}
+		r := &kgo.Record{Key: fmt.Appendf(nil, "k%06d", i), Value: bytes.Repeat([]byte{byte(i)}, 100), Timestamp: time.UnixMilli(base + int64(i))}
 		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 			if err != nil {
 				t.Error(err)
 			}
 		})
-		want = append(want, topology.ChangelogEntry{Key: r.Key, Value: r.Value, Timestamp: int64(i)})
+		want = append(want, topology.ChangelogEntry{Key: r.Key, Value: r.Value, Timestamp: base + int64(i)})
 	}
 	if err := cl.Flush(ctx); err != nil {
 		t.Fatal(err)
