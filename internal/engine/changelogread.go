@@ -30,8 +30,11 @@ import (
 // changelogBatch is one fetch response's record batches of the partition being read, or the
 // error that ended reading.
 type changelogBatch struct {
-	raw     []byte // complete record batches, in offset order
+	raw     []byte // complete record batches, in offset order (none: a range with no records)
 	aborted []kmsg.FetchResponseTopicPartitionAbortedTransaction
+	// through is the offset after what this item covers: the end of its last batch, or of an
+	// empty range.
+	through int64
 	err     error
 }
 
@@ -47,6 +50,10 @@ type changelogFetcher struct {
 	// bounds re-reads the partition's first offset when a fetch is out of range (records
 	// deleted below the position).
 	bounds func(ctx context.Context) (start int64, err error)
+
+	// fetchFn and locateFn replace fetch and locate in tests.
+	fetchFn  func(ctx context.Context, off int64) (*kmsg.FetchResponseTopicPartition, error)
+	locateFn func(ctx context.Context) error
 
 	leader      int32
 	leaderEpoch int32 // sent with fetches, so a stale leader's answer is refused (KIP-320)
@@ -73,15 +80,20 @@ func (f *changelogFetcher) run(ctx context.Context, off, end int64, out chan<- c
 		}
 	}
 	fail := func(err error) { send(changelogBatch{err: err}) }
-	if err := f.locate(ctx); err != nil {
+	fetch, locate := f.fetch, f.locate
+	if f.fetchFn != nil {
+		fetch, locate = f.fetchFn, f.locateFn
+	}
+	if err := locate(ctx); err != nil {
 		fail(err)
 		return
 	}
 	retries := 0
 	var failingSince time.Time
 	var stalled time.Time // since when fetches at off returned nothing
+	emptyAt := int64(-1)  // the offset of the last fetch that found nothing below what is readable
 	for off < end {
-		part, err := f.fetch(ctx, off)
+		part, err := fetch(ctx, off)
 		if err == nil {
 			err = kerr.ErrorForCode(part.ErrorCode)
 		}
@@ -115,7 +127,7 @@ func (f *changelogFetcher) run(ctx context.Context, off, end int64, out chan<- c
 			case <-ctx.Done():
 				return
 			}
-			if lerr := f.locate(ctx); lerr != nil && !retriable(lerr) {
+			if lerr := locate(ctx); lerr != nil && !retriable(lerr) {
 				fail(lerr)
 				return
 			}
@@ -138,13 +150,28 @@ func (f *changelogFetcher) run(ctx context.Context, off, end int64, out chan<- c
 				f.maxBytes = min(2*f.maxBytes, 1<<30)
 				continue
 			}
-			// Nothing readable at off: the end is where the high watermark (or the last stable
-			// offset) was when the restore started, so it is not yet replicated to the leader
-			// asked, or the log lost records (an unclean leader election).
 			readable := part.HighWatermark
 			if f.committed && part.LastStableOffset >= 0 {
 				readable = min(readable, part.LastStableOffset)
 			}
+			if readable > off {
+				// No batch from off on, below what is readable: compaction removed them all (a
+				// log's tail of tombstones past delete.retention.ms, batches of a producer
+				// without an ID). Asked again to rule out a passing state (a leader change),
+				// then the range is done: nothing in it to restore.
+				if emptyAt == off {
+					if !send(changelogBatch{through: min(readable, end)}) {
+						return
+					}
+					off, emptyAt = min(readable, end), -1
+					continue
+				}
+				emptyAt = off
+				continue
+			}
+			// Nothing readable at off: the end is where the high watermark (or the last stable
+			// offset) was when the restore started, so it is not yet replicated to the leader
+			// asked, or the log lost records (an unclean leader election).
 			if stalled.IsZero() {
 				stalled = time.Now()
 			} else if readable < end && time.Since(stalled) > stallLimit {
@@ -159,8 +186,8 @@ func (f *changelogFetcher) run(ctx context.Context, off, end int64, out chan<- c
 			}
 			continue
 		}
-		stalled = time.Time{}
-		if !send(changelogBatch{raw: raw[:complete], aborted: part.AbortedTransactions}) {
+		stalled, emptyAt = time.Time{}, -1
+		if !send(changelogBatch{raw: raw[:complete], aborted: part.AbortedTransactions, through: next}) {
 			return
 		}
 		off = next

@@ -2,12 +2,15 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -173,5 +176,56 @@ func TestBatchReaderDecompresses(t *testing.T) {
 	got, _, err := readAll(t, false, b, nil, 0)
 	if err != nil || len(got) != 2 || got[1] != "1:k2=w@1" {
 		t.Fatalf("got %v (%v)", got, err)
+	}
+}
+
+// The fetcher over scripted responses: a range of the log with no batches left below what is
+// readable (compacted away) is passed over once a second fetch finds it empty too, so the
+// restore reaches its end instead of waiting for records that will never come; a retriable
+// error is retried; batches are sent with the offset after them.
+func TestChangelogFetcherPassesOverEmptyRanges(t *testing.T) {
+	var fetches []int64
+	respond := map[int64]func() (*kmsg.FetchResponseTopicPartition, error){
+		0: func() (*kmsg.FetchResponseTopicPartition, error) {
+			p := kmsg.NewFetchResponseTopicPartition()
+			p.HighWatermark, p.LastStableOffset = 100, 100
+			p.RecordBatches = append(rawBatch(0, 0, -1, 0, kv("a", "1")), rawBatch(1, 0, -1, 0, kv("b", "2"), kv("c", "3"))...)
+			return &p, nil
+		},
+		3: func() (*kmsg.FetchResponseTopicPartition, error) {
+			if len(fetches) == 2 { // the first fetch at 3: a leader moving
+				return nil, kerr.NotLeaderForPartition
+			}
+			p := kmsg.NewFetchResponseTopicPartition()
+			p.HighWatermark, p.LastStableOffset = 100, 100 // nothing from 3 to 100
+			return &p, nil
+		},
+	}
+	f := &changelogFetcher{topic: "cl", partition: 0, maxBytes: 1 << 20,
+		locateFn: func(context.Context) error { return nil },
+		fetchFn: func(_ context.Context, off int64) (*kmsg.FetchResponseTopicPartition, error) {
+			fetches = append(fetches, off)
+			r, ok := respond[off]
+			if !ok {
+				return nil, fmt.Errorf("unexpected fetch at %d", off)
+			}
+			return r()
+		}}
+	out := make(chan changelogBatch, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f.run(ctx, 0, 90, out) // the restore's end: 90
+	var got []string
+	for b := range out {
+		if b.err != nil {
+			t.Fatal(b.err)
+		}
+		got = append(got, fmt.Sprintf("%d bytes through %d", len(b.raw), b.through))
+	}
+	if len(got) != 2 || !strings.HasSuffix(got[0], "through 3") || got[1] != "0 bytes through 90" {
+		t.Fatalf("sent %v, want the batches through 3, then the empty range through the end 90", got)
+	}
+	if fmt.Sprint(fetches) != "[0 3 3 3]" {
+		t.Fatalf("fetched at %v, want [0 3 3 3] (a retry, then the empty range asked twice)", fetches)
 	}
 }

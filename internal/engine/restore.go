@@ -311,7 +311,7 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 		if b.err != nil {
 			return finish(b.err)
 		}
-		if b.raw == nil { // the fetcher stopped: ctx is done
+		if b.raw == nil && b.through == 0 { // the fetcher stopped: ctx is done
 			if err := ctx.Err(); err != nil {
 				return finish(err)
 			}
@@ -337,8 +337,9 @@ func (c *ChangelogRestorer) Restore(ctx context.Context, rs topology.Restorable,
 		if stopped {
 			return finish(sendErr)
 		}
-		// Past the batches' last offsets: records compacted away and control records.
-		next = max(next, min(after, end))
+		// Past the batches' last offsets (records compacted away, control records) and over
+		// ranges with no batches left.
+		next = max(next, min(max(after, b.through), end))
 		if next >= end {
 			if ok, err := send(next); !ok {
 				return finish(err)
