@@ -231,6 +231,9 @@ func (f *faultFleet) signal(name string, sig syscall.Signal) bool {
 func runFaultSuite(t *testing.T, cluster *kafkatest.Cluster, c faultConfig) {
 	brokers := cluster.Brokers()
 	seed := uint64(time.Now().UnixNano())
+	if v, err := strconv.ParseUint(os.Getenv("RIFFLE_FAULT_SEED"), 10, 64); err == nil {
+		seed = v // to replay a failing run's schedule of faults (their timing still varies)
+	}
 	rng := rand.New(rand.NewPCG(seed, 42))
 	t.Logf("fault suite %+v, seed %d", c, seed)
 	adm := kafkatest.Admin(t, brokers)

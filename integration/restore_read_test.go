@@ -37,10 +37,9 @@ func (s *recordingStore) Restore(recs []topology.ChangelogEntry, next int64) err
 	return nil
 }
 
-// A restore reads its changelog with its own fetch requests and parses the record batches
-// itself (internal/engine/changelogread.go). On the real broker: batches of every compression
-// codec, tombstones and empty values, aborted and committed transactions read committed, and a
-// topic whose broker stamps the records (LogAppendTime). What is restored must be the committed
+// What a restore reads from a changelog on the real broker: batches of every compression codec,
+// tombstones and empty values, aborted and committed transactions read committed, and a topic
+// whose broker stamps the records (LogAppendTime). What is restored must be the committed
 // records, in order, with their timestamps; the checkpoint the end of the partition.
 func TestRestoreReadsEveryBatchKind(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
@@ -147,9 +146,9 @@ func TestRestoreReadsEveryBatchKind(t *testing.T) {
 	}
 }
 
-// A restore whose changelog's leader dies in the middle (3-node cluster, RF 3, min ISR 2): its
-// fetches fail against the dead node, it finds the new leader (and epoch) and goes on from
-// where it was, and what it restores is the whole changelog, once, in order.
+// A restore whose changelog's leader dies in the middle (3-node cluster, RF 3, min ISR 2): it
+// goes on from the new leader where it was, and what it restores is the whole changelog, once,
+// in order.
 func TestRestoreSurvivesALeaderKill(t *testing.T) {
 	c := kafkatest.NewCluster(t)
 	brokers := c.Brokers()
@@ -224,5 +223,83 @@ func TestRestoreSurvivesALeaderKill(t *testing.T) {
 	}
 	if st.next != n {
 		t.Fatalf("checkpoint %d, want %d", st.next, n)
+	}
+}
+
+// Two transactional producers interleaved in one changelog partition, as a zombie and the
+// instance that took over its tasks write: one's transaction aborts while the other commits
+// around it, each several times. The restore (read committed) must restore exactly the
+// committed records, the same as franz-go's consumer reads.
+func TestRestoreSkipsInterleavedAbortedTransactions(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	adm := kafkatest.Admin(t, brokers)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	topic := kafkatest.Name(t, "restore-interleaved")
+	kafkatest.CreateTopic(t, adm, topic, 1, 1, nil)
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	z := kafkatest.Client(t, brokers, kgo.TransactionalID(topic+"-z"), kgo.DefaultProduceTopic(topic))
+	n := kafkatest.Client(t, brokers, kgo.TransactionalID(topic+"-n"), kgo.DefaultProduceTopic(topic))
+	i := 0
+	send := func(cl *kgo.Client, tag string, k int) {
+		for range k {
+			r := &kgo.Record{Key: fmt.Appendf(nil, "%s-%05d", tag, i), Value: []byte(tag), Timestamp: time.UnixMilli(base + int64(i))}
+			i++
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil { // one batch each: interleaved
+				t.Fatal(err)
+			}
+		}
+	}
+	for round := range 4 {
+		if err := z.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			send(z, "aborted", 3)
+			send(n, fmt.Sprintf("committed%d", round), 3)
+		}
+		if err := n.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+		send(kafkatest.Client(t, brokers, kgo.DefaultProduceTopic(topic)), "plain", 2)
+		if err := z.EndTransaction(ctx, kgo.TryAbort); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]bool{}
+	for _, r := range kafkatest.ReadAll(t, brokers, topic, true) {
+		want[string(r.Key)] = true
+	}
+	if len(want) != 4*(15+2) {
+		t.Fatalf("franz-go's consumer read %d committed records, want %d", len(want), 4*17)
+	}
+	bounds := func(ctx context.Context, topic string, p int32) (int64, int64, error) {
+		ends, err := adm.ListCommittedOffsets(ctx, topic)
+		if err != nil {
+			return 0, 0, err
+		}
+		o, _ := ends.Lookup(topic, p)
+		return 0, o.Offset, o.Err
+	}
+	for _, fetch := range []int32{100, 1 << 20} { // many small fetches, and one
+		st := &recordingStore{}
+		cr := &engine.ChangelogRestorer{Brokers: brokers, Isolation: kgo.ReadCommitted(), Bounds: bounds,
+			ChunkBytes: 512, FetchPartitionBytes: fetch}
+		if _, err := cr.Restore(ctx, st, topic, 0, "0_0"); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, r := range st.recs {
+			if got[string(r.Key)] || !want[string(r.Key)] {
+				t.Fatalf("fetch %d: restored %q, which is not one committed record", fetch, r.Key)
+			}
+			got[string(r.Key)] = true
+		}
+		if len(got) != len(want) {
+			t.Fatalf("fetch %d: restored %d records, want the %d committed ones", fetch, len(got), len(want))
+		}
 	}
 }
