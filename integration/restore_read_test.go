@@ -105,15 +105,7 @@ func TestRestoreReadsEveryBatchKind(t *testing.T) {
 			}
 
 			var end int64
-			bounds := func(ctx context.Context, topic string, p int32) (int64, int64, error) {
-				ends, err := adm.ListCommittedOffsets(ctx, topic)
-				if err != nil {
-					return 0, 0, err
-				}
-				o, _ := ends.Lookup(topic, p)
-				end = o.Offset
-				return 0, o.Offset, o.Err
-			}
+			bounds := changelogEnds(adm.ListCommittedOffsets, &end)
 			st := &recordingStore{}
 			// Small fetches and chunks: many requests, batches cut by the fetch limit, chunks
 			// cut in the middle of batches.
@@ -143,6 +135,22 @@ func TestRestoreReadsEveryBatchKind(t *testing.T) {
 				t.Fatalf("checkpoint %d, want the end of the partition %d", st.next, end)
 			}
 		})
+	}
+}
+
+// changelogEnds is a ChangelogRestorer.Bounds from offset 0 to the end list gives (the high
+// watermark, or the last stable offset), also stored in *end when end is not nil.
+func changelogEnds(list func(context.Context, ...string) (kadm.ListedOffsets, error), end *int64) func(context.Context, string, int32) (int64, int64, error) {
+	return func(ctx context.Context, topic string, p int32) (int64, int64, error) {
+		ends, err := list(ctx, topic)
+		if err != nil {
+			return 0, 0, err
+		}
+		o, _ := ends.Lookup(topic, p)
+		if end != nil {
+			*end = o.Offset
+		}
+		return 0, o.Offset, o.Err
 	}
 }
 
@@ -184,14 +192,7 @@ func TestRestoreSurvivesALeaderKill(t *testing.T) {
 			c.RestartNode(t, leader)
 		}
 	}()
-	bounds := func(ctx context.Context, topic string, p int32) (int64, int64, error) {
-		ends, err := adm.ListEndOffsets(ctx, topic)
-		if err != nil {
-			return 0, 0, err
-		}
-		o, _ := ends.Lookup(topic, p)
-		return 0, o.Offset, o.Err
-	}
+	bounds := changelogEnds(adm.ListEndOffsets, nil)
 	st := &recordingStore{}
 	var applied, appliedAtKill int64
 	cr := &engine.ChangelogRestorer{Brokers: brokers, Bounds: bounds, ChunkBytes: 64 << 10, FetchPartitionBytes: 32 << 10,
@@ -276,14 +277,7 @@ func TestRestoreSkipsInterleavedAbortedTransactions(t *testing.T) {
 	if len(want) != 4*(15+2) {
 		t.Fatalf("franz-go's consumer read %d committed records, want %d", len(want), 4*17)
 	}
-	bounds := func(ctx context.Context, topic string, p int32) (int64, int64, error) {
-		ends, err := adm.ListCommittedOffsets(ctx, topic)
-		if err != nil {
-			return 0, 0, err
-		}
-		o, _ := ends.Lookup(topic, p)
-		return 0, o.Offset, o.Err
-	}
+	bounds := changelogEnds(adm.ListCommittedOffsets, nil)
 	for _, fetch := range []int32{100, 1 << 20} { // many small fetches, and one
 		st := &recordingStore{}
 		cr := &engine.ChangelogRestorer{Brokers: brokers, Isolation: kgo.ReadCommitted(), Bounds: bounds,
