@@ -155,7 +155,7 @@ func TestChangelogRestorerChunks(t *testing.T) {
 // right.
 func TestChunkArenaSizedForWhatIsLeft(t *testing.T) {
 	const chunk = restoreChunkBytes
-	small := &kgo.Record{Key: []byte("k000"), Value: bytes.Repeat([]byte{'v'}, 100)}
+	small := &changelogRecord{Key: []byte("k000"), Value: bytes.Repeat([]byte{'v'}, 100)}
 	var few restoreChunk
 	few.add(small, chunk, 100)
 	if c := cap(few.arena); c > 1<<20 {
@@ -168,11 +168,11 @@ func TestChunkArenaSizedForWhatIsLeft(t *testing.T) {
 	}
 	// Three records left, judged by a tiny first one: the large ones that follow grow the arena.
 	var grown restoreChunk
-	want := []*kgo.Record{{Key: []byte("a"), Value: []byte("b")}}
+	want := []*changelogRecord{{Key: []byte("a"), Value: []byte("b")}}
 	for i := range 3 {
-		want = append(want, &kgo.Record{Key: fmt.Appendf(nil, "big%d", i), Value: bytes.Repeat([]byte{byte('x' + i)}, 200<<10)})
+		want = append(want, &changelogRecord{Key: fmt.Appendf(nil, "big%d", i), Value: bytes.Repeat([]byte{byte('x' + i)}, 200<<10)})
 	}
-	want = append(want, &kgo.Record{Key: []byte("gone")}) // a tombstone
+	want = append(want, &changelogRecord{Key: []byte("gone")}) // a tombstone
 	for i, r := range want {
 		grown.add(r, chunk, int64(len(want)-i))
 	}
