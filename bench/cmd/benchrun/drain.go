@@ -41,7 +41,18 @@ func (e *env) drainRun(ctx context.Context, s system, w workload.Name, rep int) 
 	}
 	stateDir := filepath.Join(e.work, "state", name)
 	defer os.RemoveAll(stateDir)
-	r.Command = append(s.command(e), contractArgs(w, e.brokers, e.input, r.Output, name, e.cfg.threads, stateDir)...)
+	r.Command = s.command(e)
+	if e.cfg.profiles != "" && s.profiles {
+		if err := os.MkdirAll(e.cfg.profiles, 0o755); err != nil {
+			return r.fail("%v", err)
+		}
+		prof, err := filepath.Abs(filepath.Join(e.cfg.profiles, name+".prof"))
+		if err != nil {
+			return r.fail("%v", err)
+		}
+		r.Command = append(r.Command, "-cpuprofile", prof)
+	}
+	r.Command = append(r.Command, contractArgs(w, e.brokers, e.input, r.Output, name, e.cfg.threads, stateDir)...)
 	logPath := filepath.Join(e.work, "logs", name+".log")
 	r.Log = relTo(e.root, logPath)
 
@@ -57,6 +68,9 @@ func (e *env) drainRun(ctx context.Context, s system, w workload.Name, rep int) 
 		r.DrainSeconds = time.Since(ch.started).Seconds()
 		if cpu, err := procCPU(ch.pid()); err == nil {
 			r.CPUSecondsAtDrain = cpu.Seconds()
+		}
+		if n, err := procReadBytes(ch.pid()); err == nil {
+			r.ReadBytesAtDrain = n
 		}
 		if b, err := procCPU(e.brokerPID); err == nil && brokerErr == nil {
 			r.BrokerCPUSeconds = (b - brokerCPU0).Seconds()

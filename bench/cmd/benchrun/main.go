@@ -48,6 +48,11 @@ type config struct {
 	work     string // binaries, logs, state directories
 	javaOpts string
 	smoke    bool
+	// profiles, when set, is a directory where every drain run of a Go system (Riffle, the bare
+	// loop) writes a CPU profile of its whole life, <run>.prof (their -cpuprofile flag).
+	profiles string
+	// refBin is a riffle-bench binary built from another commit: the system riffle-ref.
+	refBin string
 
 	// eos is the exactly-once benchmark (-eos): Riffle's variants, reps repetitions interleaved,
 	// reported in EOS.md instead of RESULTS.md.
@@ -174,6 +179,8 @@ func main() {
 	fs.StringVar(&c.out, "out", c.out, "directory for RESULTS.md, results/ and results.png")
 	fs.StringVar(&c.work, "work", c.work, "directory for binaries, logs and state")
 	fs.StringVar(&c.javaOpts, "java-opts", c.javaOpts, "JVM options of the Kafka Streams peer")
+	fs.StringVar(&c.refBin, "ref", "", "a riffle-bench binary of another build, run as the system riffle-ref (e.g. -systems riffle,riffle-ref)")
+	fs.StringVar(&c.profiles, "cpuprofile", "", "directory for a CPU profile (pprof) of every drain run of a Go system, <run>.prof (empty: none)")
 	reportOnly := fs.Bool("report-only", false, "run nothing: write RESULTS.md and results.png (with -eos: EOS.md) again from -out's results/*.json (results/eos/*.json)")
 	_ = fs.Parse(os.Args[1:])
 
@@ -195,6 +202,9 @@ func main() {
 	}
 	if err == nil && *brokers != "" {
 		c.brokers = strings.Split(*brokers, ",")
+	}
+	if err == nil && c.refBin != "" {
+		c.refBin, err = filepath.Abs(c.refBin)
 	}
 	if err == nil {
 		err = c.validate()

@@ -176,3 +176,21 @@ func procCPU(pid int) (time.Duration, error) {
 	}
 	return time.Duration(ut+st) * time.Second / clockTicks, nil
 }
+
+// procReadBytes returns how many bytes process pid has read through read-like system calls,
+// sockets included (rchar of /proc/<pid>/io): for a stream processor, about what it fetched.
+func procReadBytes(pid int) (int64, error) {
+	if pid <= 0 {
+		return 0, errors.New("benchrun: no pid")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "rchar: "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("benchrun: no rchar in /proc/%d/io", pid)
+}

@@ -57,8 +57,11 @@ type runResult struct {
 
 	// CPUSeconds is user + system time of the whole process life (rusage at exit, so it includes
 	// start-up and shutdown); CPUSecondsAtDrain is the same read from /proc when drained.
-	CPUSeconds         float64 `json:"cpu_seconds"`
-	CPUSecondsAtDrain  float64 `json:"cpu_seconds_at_drain,omitempty"`
+	CPUSeconds        float64 `json:"cpu_seconds"`
+	CPUSecondsAtDrain float64 `json:"cpu_seconds_at_drain,omitempty"`
+	// ReadBytesAtDrain is what the process had read through system calls when drained (rchar
+	// of /proc/<pid>/io): mostly fetch responses, so a system that fetches data twice shows it.
+	ReadBytesAtDrain   int64   `json:"read_bytes_at_drain,omitempty"`
 	CPUSecondsPerMRecs float64 `json:"cpu_seconds_per_million_records,omitempty"` // CPUSeconds per 1e6 input events
 	PeakRSSBytes       int64   `json:"peak_rss_bytes"`
 	// BrokerCPUSeconds: CPU the broker used from process start to drain (when the runner

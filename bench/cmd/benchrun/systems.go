@@ -31,6 +31,8 @@ type system struct {
 	// (-eos) runs with; empty and 0 for the others, which run the contract's (at-least-once, 1 s).
 	guarantee      string
 	commitInterval time.Duration
+	// profiles tells whether the command takes -cpuprofile FILE (the Go systems).
+	profiles bool
 }
 
 // systems is the table of every system, in the order each workload runs them.
@@ -43,6 +45,7 @@ var systems = []system{
 		missing:   goCommandMissing("riffle-bench"),
 		build:     goBuild("riffle-bench"),
 		command:   goCommand("riffle-bench"),
+		profiles:  true,
 	},
 	{
 		name:      "bare",
@@ -51,6 +54,26 @@ var systems = []system{
 		missing:   goCommandMissing("bare"),
 		build:     goBuild("bare"),
 		command:   goCommand("bare"),
+		profiles:  true,
+	},
+	// An earlier build of riffle-bench (-ref BIN), run beside the current one to compare two
+	// builds of Riffle in one run, alternating, on the same broker and data.
+	{
+		name:      "riffle-ref",
+		about:     "an earlier build of Riffle (benchrun -ref)",
+		workloads: workload.All,
+		missing: func(e *env) string {
+			if e.cfg.refBin == "" {
+				return "no -ref binary given"
+			}
+			if _, err := os.Stat(e.cfg.refBin); err != nil {
+				return fmt.Sprintf("-ref %s: %v", e.cfg.refBin, err)
+			}
+			return ""
+		},
+		build:    func(context.Context, *env) error { return nil },
+		command:  func(e *env) []string { return []string{e.cfg.refBin} },
+		profiles: true,
 	},
 	{
 		name:      "kafkastreams",
@@ -88,6 +111,7 @@ func riffleVariant(guarantee string, interval time.Duration) system {
 		},
 		guarantee:      guarantee,
 		commitInterval: interval,
+		profiles:       true,
 	}
 }
 
