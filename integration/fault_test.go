@@ -398,6 +398,9 @@ func runFaultSuite(t *testing.T, cluster *kafkatest.Cluster, c faultConfig) {
 	}
 	if v.lost != 0 || v.mismatched != 0 {
 		t.Errorf("%d lost, %d mismatched outputs: %s", v.lost, v.mismatched, strings.Join(v.examples, "; "))
+		if v.badKey != "" {
+			changelogForensics(t, brokers, app, v.badKey, fleet.lives)
+		}
 	}
 	if c.guarantee == "exactly_once" && v.duplicated != 0 {
 		t.Errorf("exactly-once: %d duplicated outputs: %s", v.duplicated, strings.Join(v.examples, "; "))
@@ -459,6 +462,8 @@ type faultVerdict struct {
 	aborts                       int
 	overcounted                  int // at-least-once: records counted twice in the final aggregates
 	examples                     []string
+	// badKey is the first key with a mismatched aggregate (exactly-once), for changelogForensics.
+	badKey string
 }
 
 func (v *faultVerdict) note(format string, args ...any) {
@@ -591,6 +596,9 @@ func verifyFault(t *testing.T, brokers []string, adm *kadm.Client, app, in, outE
 			want := prefix[p]
 			if guarantee == "exactly_once" {
 				if i != p || a != want {
+					if v.badKey == "" {
+						v.badKey = k
+					}
 					v.mismatched++
 					v.note("aggregate #%d of %s is %+v, want #%d %+v", i, k, a, p, want)
 				}

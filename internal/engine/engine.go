@@ -161,6 +161,9 @@ type Engine struct {
 	promiseFn func(*kgo.Record, error)
 	// afterPoll, when set (tests), sees every poll's result before the records are queued.
 	afterPoll func(ctx context.Context, fs kgo.Fetches)
+	// afterRound, when set (tests), runs after every exactly-once commit round, with the round's
+	// error, on the committer's goroutine.
+	afterRound func(err error)
 	// beforeDeadLetterProduce, when set (tests), runs before a record refused by Kafka is
 	// produced to the dead-letter topic.
 	beforeDeadLetterProduce func()
@@ -713,13 +716,22 @@ func (e *Engine) committer(stop <-chan struct{}) {
 			// A round first lets every task process what was polled, which takes as long as
 			// the tasks need: it fails only when they stop making progress.
 			ctx, cancel := e.stallContext(e.roundTimeout)
-			if err := e.commitTxn(ctx); err != nil {
+			err := e.commitTxn(ctx)
+			if err != nil {
 				if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 					err = fmt.Errorf("%w: %w", err, cause)
 				}
 				e.fail(err)
 			}
 			cancel()
+			if e.afterRound != nil {
+				e.afterRound(err)
+			}
+			if err != nil {
+				// The instance stops: no further round, which could only end a transaction the
+				// failed one left in an unknown state.
+				return
+			}
 			e.cleanupState()
 			continue
 		}

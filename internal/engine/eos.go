@@ -200,6 +200,19 @@ func (e *Engine) commitTxn(ctx context.Context) error {
 	e.mu.Unlock()
 
 	round := &txnRound{done: make(chan struct{})}
+	// giveUp ends a round that stops the instance before its transaction's outcome is known to
+	// be a commit: the tasks that joined it flushed their writes and wait for the outcome, and
+	// their stores still hold those writes, to apply at the next commit. No later commit may
+	// apply them (the transaction did not commit, or may not have), so every task is dropped
+	// with them, as an abort would: nothing of this round reaches local state. (A task kept
+	// here applied an aborted transaction's writes at the next round that skipped End, before
+	// the instance stopped: the exactly-once fault suite's overcounted aggregates after a
+	// producer fenced mid-round, TestFailedEndLeavesNoWritesBehind.)
+	giveUp := func(err error) error {
+		close(round.done)
+		e.dropTasks()
+		return err
+	}
 	type joinedRunner struct {
 		r    *runner
 		snap chan snapshot
@@ -212,8 +225,7 @@ func (e *Engine) commitTxn(ctx context.Context) error {
 			joined = append(joined, joinedRunner{r, ch})
 		case <-r.exited:
 		case <-ctx.Done():
-			close(round.done)
-			return ctx.Err()
+			return giveUp(ctx.Err())
 		}
 	}
 	failed, produced := false, false
@@ -231,8 +243,7 @@ func (e *Engine) commitTxn(ctx context.Context) error {
 		case <-j.r.exited:
 			// dropped meanwhile (a revocation): the session aborts this round anyway
 		case <-ctx.Done():
-			close(round.done)
-			return ctx.Err()
+			return giveUp(ctx.Err())
 		}
 	}
 
@@ -267,8 +278,7 @@ func (e *Engine) commitTxn(ctx context.Context) error {
 			err = e.cl.Flush(endCtx)
 		}
 		if err != nil {
-			close(round.done)
-			return fmt.Errorf("engine: flushing the transaction's records: %w", err)
+			return giveUp(fmt.Errorf("engine: flushing the transaction's records: %w", err))
 		}
 	}
 	commit := kgo.TryCommit
@@ -300,16 +310,16 @@ func (e *Engine) commitTxn(ctx context.Context) error {
 	if endErr == nil {
 		endErr = e.sess.Begin()
 	}
-	round.mu.Lock()
-	round.committed = committed && endErr == nil
-	round.mu.Unlock()
-	close(round.done)
 	if endErr != nil {
 		if isFenced(endErr) {
-			return fmt.Errorf("engine: this instance was fenced: another instance now owns its transactional id or its tasks (a zombie); stopping: %w", endErr)
+			return giveUp(fmt.Errorf("engine: this instance was fenced: another instance now owns its transactional id or its tasks (a zombie); stopping: %w", endErr))
 		}
-		return fmt.Errorf("engine: ending the transaction: %w", endErr)
+		return giveUp(fmt.Errorf("engine: ending the transaction: %w", endErr))
 	}
+	round.mu.Lock()
+	round.committed = committed
+	round.mu.Unlock()
+	close(round.done)
 	if committed {
 		e.rewound = nil // every rewound position is committed now (franz-go knows it as such)
 		e.commits.Add(1)
@@ -356,6 +366,21 @@ func (r *runner) txnCommit(round *txnRound, out chan<- snapshot) {
 		return
 	}
 	r.applyPending(context.Background())
+}
+
+// dropTasks stops and closes every task without applying anything: their writes since the last
+// commit go with them. For a round that stops the instance (see commitTxn).
+func (e *Engine) dropTasks() {
+	e.mu.Lock()
+	all := make([]*runner, 0, len(e.tasks))
+	for _, r := range e.tasks {
+		all = append(all, r)
+	}
+	e.mu.Unlock()
+	for _, r := range all {
+		r.abort()
+		e.closeRunner(r)
+	}
 }
 
 // rebuildAfterAbort drops every task (their unapplied writes go with them) and builds them again
