@@ -214,8 +214,11 @@ func appendTo[T any](t *Task, app serde.Appender[T], topic string, v T) ([]byte,
 }
 
 // TaskMetrics count what a task did. Fields are safe to read from other goroutines.
+//
+// Input records processed are counted by the driver, per batch (the engine's RecordsProcessed):
+// an atomic add per record here cost ~15 ns of every record's processing (a locked instruction
+// among the record's stores), about 2% of a stateless pass-through's CPU.
 type TaskMetrics struct {
-	Processed    atomic.Int64 // input records processed (skipped ones included)
 	Punctuations atomic.Int64
 	Skipped      [stageCount]atomic.Int64 // by stage, see SkippedAt
 	DeadLettered atomic.Int64
@@ -374,7 +377,6 @@ func (t *Task) Process(raw *RawRecord) error {
 	if raw.Partition != t.id.Partition {
 		return fmt.Errorf("topology: task %s got a record of partition %d", t.id, raw.Partition)
 	}
-	t.metrics.Processed.Add(1)
 	if t.failed != nil {
 		return t.failed
 	}
