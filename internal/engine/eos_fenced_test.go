@@ -128,4 +128,3 @@ func (p *counter) Process(r topology.Record[string, []byte]) error {
 }
 
 func (p *counter) Close() error { return nil }
-
