@@ -19,9 +19,11 @@ all: test
 # to REPORT and printed at the end.
 REPORT  ?= $(or $(TMPDIR),/tmp)/riffle-test-report.txt
 
+# The broker gets a run dir of its own (with-kafka.sh's default), not kafka-up's: a broker left
+# running by `make kafka-up` made `make test` stop at once ("already has running nodes").
 test: vet
 	@rm -f $(REPORT)
-	@RIFFLE_REPORT=$(REPORT) tools/kafka/with-kafka.sh $(GO) test -race -timeout $(TIMEOUT) $(PKGS); rc=$$?; \
+	@env -u RIFFLE_KAFKA_RUN RIFFLE_REPORT=$(REPORT) tools/kafka/with-kafka.sh $(GO) test -race -timeout $(TIMEOUT) $(PKGS); rc=$$?; \
 	if [ -s $(REPORT) ]; then echo "== results"; cat $(REPORT); fi; exit $$rc
 
 ## test-faults-long: the long fault suite (300k records, 40 kills, 3 broker bounces per guarantee)
