@@ -459,12 +459,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			e.log.Debug("aborting the empty last transaction", "error", err)
 		}
 	}
-	e.mu.Lock()
-	all := make([]*runner, 0, len(e.tasks))
-	for _, r := range e.tasks {
-		all = append(all, r)
-	}
-	e.mu.Unlock()
+	all := e.runners()
 	if e.sess != nil {
 		for _, r := range all { // their state is committed and applied; nothing else may commit
 			r.abort()
@@ -788,12 +783,7 @@ func (e *Engine) progress() int64 {
 func (e *Engine) commitAll(ctx context.Context) error {
 	e.commitMu.Lock()
 	defer e.commitMu.Unlock()
-	e.mu.Lock()
-	runners := make([]*runner, 0, len(e.tasks))
-	for _, r := range e.tasks {
-		runners = append(runners, r)
-	}
-	e.mu.Unlock()
+	runners := e.runners()
 	var snaps []snapshot
 	for _, r := range runners {
 		if !r.ready.Load() {
@@ -943,6 +933,17 @@ func (e *Engine) closeRunner(r *runner) {
 		}
 	}
 	e.mu.Unlock()
+}
+
+// runners returns the runners of the current tasks (a copy of the list, taken under e.mu).
+func (e *Engine) runners() []*runner {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	all := make([]*runner, 0, len(e.tasks))
+	for _, r := range e.tasks {
+		all = append(all, r)
+	}
+	return all
 }
 
 // onAssigned creates the tasks of newly assigned partitions and starts them.
@@ -1283,12 +1284,7 @@ func (e *Engine) advanceStreamTime(ctx context.Context, ts time.Time) error {
 	// No commit round meanwhile: under exactly-once nothing may produce while a transaction ends.
 	e.commitMu.Lock()
 	defer e.commitMu.Unlock()
-	e.mu.Lock()
-	runners := make([]*runner, 0, len(e.tasks))
-	for _, r := range e.tasks {
-		runners = append(runners, r)
-	}
-	e.mu.Unlock()
+	runners := e.runners()
 	for _, r := range runners {
 		if !r.ready.Load() {
 			continue

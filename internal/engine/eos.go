@@ -190,14 +190,12 @@ func (e *Engine) commitTxn(ctx context.Context) error {
 	}
 	defer endRound()
 
-	e.mu.Lock()
-	runners := make([]*runner, 0, len(e.tasks))
-	for _, r := range e.tasks {
+	var runners []*runner
+	for _, r := range e.runners() {
 		if r.ready.Load() {
 			runners = append(runners, r)
 		}
 	}
-	e.mu.Unlock()
 
 	round := &txnRound{done: make(chan struct{})}
 	// giveUp ends a round that stops the instance before its transaction's outcome is known to
@@ -371,13 +369,7 @@ func (r *runner) txnCommit(round *txnRound, out chan<- snapshot) {
 // dropTasks stops and closes every task without applying anything: their writes since the last
 // commit go with them. For a round that stops the instance (see commitTxn).
 func (e *Engine) dropTasks() {
-	e.mu.Lock()
-	all := make([]*runner, 0, len(e.tasks))
-	for _, r := range e.tasks {
-		all = append(all, r)
-	}
-	e.mu.Unlock()
-	for _, r := range all {
+	for _, r := range e.runners() {
 		r.abort()
 		e.closeRunner(r)
 	}
@@ -386,12 +378,7 @@ func (e *Engine) dropTasks() {
 // rebuildAfterAbort drops every task (their unapplied writes go with them) and builds them again
 // from their local stores, after rewinding fetching to the committed offsets.
 func (e *Engine) rebuildAfterAbort() error {
-	e.mu.Lock()
-	old := make([]*runner, 0, len(e.tasks))
-	for _, r := range e.tasks {
-		old = append(old, r)
-	}
-	e.mu.Unlock()
+	old := e.runners()
 	assigned := map[string][]int32{}
 	for _, r := range old {
 		r.abort()
