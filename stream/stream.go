@@ -225,24 +225,30 @@ func Map[K, V, K2, V2 any](s Stream[K, V], f func(key K, value V) (K2, V2, error
 
 // MapValues changes each record's value (and its type); keys stay, so no repartition follows.
 func MapValues[K, V, V2 any](s Stream[K, V], f func(value V) (V2, error), opts ...Option) Stream[K, V2] {
-	if f == nil {
-		return MapValuesWithKey[K, V, V2](s, nil, opts...)
-	}
-	return MapValuesWithKey(s, func(_ K, v V) (V2, error) { return f(v) }, opts...)
+	return mapValues(s, f == nil, opts, func(name string) topology.Node[K, V2] {
+		return topology.AddMapValuesOnly(s.b.topo, name, f, s.node)
+	})
 }
 
 // MapValuesWithKey is MapValues with read-only access to the key.
 func MapValuesWithKey[K, V, V2 any](s Stream[K, V], f func(key K, value V) (V2, error), opts ...Option) Stream[K, V2] {
+	return mapValues(s, f == nil, opts, func(name string) topology.Node[K, V2] {
+		return topology.AddMapValues(s.b.topo, name, f, s.node)
+	})
+}
+
+// mapValues is MapValues and MapValuesWithKey: add makes the node, named name.
+func mapValues[K, V, V2 any](s Stream[K, V], nilFunc bool, opts []Option, add func(name string) topology.Node[K, V2]) Stream[K, V2] {
 	if !s.valid("MapValues") {
 		return Stream[K, V2]{b: s.b}
 	}
 	o := s.b.collect("MapValues", opts, optValueSerde)
 	name := s.b.nodeName(o, "KSTREAM-MAPVALUES-")
-	if f == nil {
+	if nilFunc {
 		s.b.errorf("MapValues", name, "the function is nil")
 		return Stream[K, V2]{b: s.b}
 	}
-	node := topology.AddMapValues(s.b.topo, name, f, s.node)
+	node := add(name)
 	vs, _ := typedOption[serde.Serde[V2]](s.b, "MapValues", name, "the value serde", o.valueSerde)
 	return Stream[K, V2]{b: s.b, node: node, key: s.key, value: carry(s.value, vs), keyChanged: s.keyChanged}
 }

@@ -345,6 +345,19 @@ func AddMapValues[K, V, V2 any](t *Topology, name string, f func(key K, value V)
 	})
 }
 
+// AddMapValuesOnly is AddMapValues for a function of the value alone (Kafka Streams'
+// ValueMapper, where AddMapValues takes a ValueMapperWithKey). Wrapping such a function into one
+// that takes the key costs a call and a copy of the value per record.
+func AddMapValuesOnly[K, V, V2 any](t *Topology, name string, f func(value V) (V2, error), parents ...Node[K, V]) Node[K, V2] {
+	if f == nil {
+		t.AddError(fmt.Errorf("topology: mapValues %q has no function", name))
+		return Node[K, V2]{}
+	}
+	return addProcessorNode(t, name, defs(parents), func(def *nodeDef, task *Task, children []receiver[K, V2]) (any, error) {
+		return &mapValuesNode[K, V, V2]{name: def.name, task: task, fv: f, children: children}, nil
+	})
+}
+
 // SinkOption configures a sink node.
 type SinkOption interface{ applySink(*sinkConfig) }
 
