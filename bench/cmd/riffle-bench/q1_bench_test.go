@@ -108,10 +108,82 @@ func BenchmarkQ1Processing(b *testing.B) {
 	})
 }
 
-// checkQ1 fails the benchmark unless every bid, and nothing else, was output.
+// checkQ1 fails the benchmark unless every record to keep (bids of every n records), and
+// nothing else, was output.
 func checkQ1(b *testing.B, col *outCounter, bids, n int) {
 	b.Helper()
 	if full := b.N / n * bids; col.n < full || col.n > full+bids {
 		b.Fatalf("%d outputs for %d records (%d bids in every %d)", col.n, b.N, bids, n)
 	}
+}
+
+// BenchmarkQ2Processing is BenchmarkQ1Processing for q2 (bids on auctions that are multiples of
+// 123, projected to (auction, price)): almost no output, so it measures what Riffle's layers cost
+// per input record (source, filter).
+func BenchmarkQ2Processing(b *testing.B) {
+	const n = 1 << 14
+	keys, values := q1Events(b, n)
+	kept := 0
+	for _, v := range values {
+		if _, keep, err := workload.Q2Value(nil, v); err != nil {
+			b.Fatal(err)
+		} else if keep {
+			kept++
+		}
+	}
+	ts := time.UnixMilli(nexmark.DefaultBaseTime.UnixMilli())
+	b.Run("riffle", func(b *testing.B) {
+		bld, err := build(workload.Q2, "in", "out")
+		if err != nil {
+			b.Fatal(err)
+		}
+		topo, err := bld.Build()
+		if err != nil {
+			b.Fatal(err)
+		}
+		plan, err := topo.Plan("bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		col := &outCounter{}
+		task, err := plan.NewTask(topology.TaskID{}, topology.TaskConfig{Collector: col})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := task.Init(); err != nil {
+			b.Fatal(err)
+		}
+		raw := &topology.RawRecord{Topic: "in", Timestamp: ts}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			raw.Offset, raw.Key, raw.Value = int64(i), keys[i%n], values[i%n]
+			if err := task.Process(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		checkQ1(b, col, kept, n)
+	})
+	b.Run("bare", func(b *testing.B) {
+		col := &outCounter{}
+		var slab []byte
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if cap(slab)-len(slab) < 16 {
+				slab = make([]byte, 0, 1<<20)
+			}
+			out, keep, err := workload.Q2Value(slab[len(slab):len(slab):cap(slab)], values[i%n])
+			if err != nil {
+				b.Fatal(err)
+			}
+			if keep {
+				slab = slab[:len(slab)+len(out)]
+				col.Send(topology.OutRecord{Topic: "out", Partition: -1, Key: keys[i%n], Value: out, Timestamp: ts})
+			}
+		}
+		b.StopTimer()
+		checkQ1(b, col, kept, n)
+	})
 }
