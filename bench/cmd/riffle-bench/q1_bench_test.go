@@ -47,39 +47,7 @@ func BenchmarkQ1Processing(b *testing.B) {
 		}
 	}
 	ts := time.UnixMilli(nexmark.DefaultBaseTime.UnixMilli())
-	b.Run("riffle", func(b *testing.B) {
-		bld, err := build(workload.Q1, "in", "out")
-		if err != nil {
-			b.Fatal(err)
-		}
-		topo, err := bld.Build()
-		if err != nil {
-			b.Fatal(err)
-		}
-		plan, err := topo.Plan("bench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		col := &outCounter{}
-		task, err := plan.NewTask(topology.TaskID{}, topology.TaskConfig{Collector: col})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := task.Init(); err != nil {
-			b.Fatal(err)
-		}
-		raw := &topology.RawRecord{Topic: "in", Timestamp: ts} // reused, as the engine's runner does
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			raw.Offset, raw.Key, raw.Value = int64(i), keys[i%n], values[i%n]
-			if err := task.Process(raw); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.StopTimer()
-		checkQ1(b, col, bids, n)
-	})
+	b.Run("riffle", func(b *testing.B) { benchWorkloadTask(b, workload.Q1, keys, values, ts, bids) })
 	b.Run("bare", func(b *testing.B) {
 		col := &outCounter{}
 		var bid nexmark.Bid
@@ -108,6 +76,51 @@ func BenchmarkQ1Processing(b *testing.B) {
 	})
 }
 
+// benchWorkloadTask runs the events through riffle-bench's topology of workload w in one task,
+// b.N records, and checks that want of every len(values) records were output.
+func benchWorkloadTask(b *testing.B, w workload.Name, keys, values [][]byte, ts time.Time, want int) {
+	task, col := workloadTask(b, w)
+	n := len(values)
+	raw := &topology.RawRecord{Topic: "in", Timestamp: ts} // reused, as the engine's runner does
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		raw.Offset, raw.Key, raw.Value = int64(i), keys[i%n], values[i%n]
+		if err := task.Process(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	checkQ1(b, col, want, n)
+}
+
+// workloadTask returns riffle-bench's topology of workload w as one initialized task, sending
+// to a collector that counts.
+func workloadTask(b *testing.B, w workload.Name) (*topology.Task, *outCounter) {
+	b.Helper()
+	bld, err := build(w, "in", "out")
+	if err != nil {
+		b.Fatal(err)
+	}
+	topo, err := bld.Build()
+	if err != nil {
+		b.Fatal(err)
+	}
+	plan, err := topo.Plan("bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	col := &outCounter{}
+	task, err := plan.NewTask(topology.TaskID{}, topology.TaskConfig{Collector: col})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := task.Init(); err != nil {
+		b.Fatal(err)
+	}
+	return task, col
+}
+
 // checkQ1 fails the benchmark unless every record to keep (bids of every n records), and
 // nothing else, was output.
 func checkQ1(b *testing.B, col *outCounter, bids, n int) {
@@ -132,39 +145,7 @@ func BenchmarkQ2Processing(b *testing.B) {
 		}
 	}
 	ts := time.UnixMilli(nexmark.DefaultBaseTime.UnixMilli())
-	b.Run("riffle", func(b *testing.B) {
-		bld, err := build(workload.Q2, "in", "out")
-		if err != nil {
-			b.Fatal(err)
-		}
-		topo, err := bld.Build()
-		if err != nil {
-			b.Fatal(err)
-		}
-		plan, err := topo.Plan("bench")
-		if err != nil {
-			b.Fatal(err)
-		}
-		col := &outCounter{}
-		task, err := plan.NewTask(topology.TaskID{}, topology.TaskConfig{Collector: col})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := task.Init(); err != nil {
-			b.Fatal(err)
-		}
-		raw := &topology.RawRecord{Topic: "in", Timestamp: ts}
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			raw.Offset, raw.Key, raw.Value = int64(i), keys[i%n], values[i%n]
-			if err := task.Process(raw); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.StopTimer()
-		checkQ1(b, col, kept, n)
-	})
+	b.Run("riffle", func(b *testing.B) { benchWorkloadTask(b, workload.Q2, keys, values, ts, kept) })
 	b.Run("bare", func(b *testing.B) {
 		col := &outCounter{}
 		var slab []byte
