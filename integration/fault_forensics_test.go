@@ -14,8 +14,9 @@ import (
 // changelogForensics logs what a failed exactly-once fault run needs to be understood: the whole
 // history of key in the aggregation's changelog (every record, committed or of an aborted
 // transaction, with its producer), and every log line of every instance's life about the task
-// that owns the key's partition (restores, assignments, aborts), in time order. The changelog
-// is not compacted by then (its active segment never is).
+// that owns the key's partition (restores, assignments, aborts), in time order, and keeps every
+// life's log in a directory that outlives the test. The changelog is not compacted by then (its
+// active segment never is). The aggregation is sub-topology 1 of the fault app (testapp).
 func changelogForensics(t *testing.T, brokers []string, app, key string, lives []*proc) {
 	t.Helper()
 	topic := app + "-aggs-changelog"
@@ -40,15 +41,17 @@ func changelogForensics(t *testing.T, brokers []string, app, key string, lives [
 		fmt.Fprintf(&b, "  %s p%d@%d pid=%d epoch=%d ts=%s count=%d last=%d\n", mark, r.Partition, r.Offset,
 			r.ProducerID, r.ProducerEpoch, r.Timestamp.Format("15:04:05.000"), a.Count, a.Last)
 	}
+	logs := make([]string, len(lives))
+	for i, p := range lives {
+		if data, err := os.ReadFile(p.log.Name()); err == nil {
+			logs[i] = string(data)
+		}
+	}
 	if part >= 0 {
 		task := fmt.Sprintf("1_%d", part)
 		var lines []string
-		for _, p := range lives {
-			data, err := os.ReadFile(p.log.Name())
-			if err != nil {
-				continue
-			}
-			for _, l := range strings.Split(string(data), "\n") {
+		for i, p := range lives {
+			for _, l := range strings.Split(logs[i], "\n") {
 				if strings.Contains(l, task) || strings.Contains(l, "transaction aborted") || strings.Contains(l, "fenced") {
 					lines = append(lines, p.name+" "+l)
 				}
@@ -63,12 +66,10 @@ func changelogForensics(t *testing.T, brokers []string, app, key string, lives [
 			fmt.Fprintf(&b, "  %s\n", l)
 		}
 	}
-	// Every life's whole log, kept past the test (the fleet's logs are removed when it ends).
+	// The fleet's logs are removed when the test ends.
 	if dir, err := os.MkdirTemp("", "riffle-fault-logs-"); err == nil {
 		for i, p := range lives {
-			if data, err := os.ReadFile(p.log.Name()); err == nil {
-				_ = os.WriteFile(fmt.Sprintf("%s/%02d-%s.log", dir, i, p.name), data, 0o644)
-			}
+			_ = os.WriteFile(fmt.Sprintf("%s/%02d-%s.log", dir, i, p.name), []byte(logs[i]), 0o644)
 		}
 		fmt.Fprintf(&b, "forensics: every life's log is in %s\n", dir)
 	}

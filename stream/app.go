@@ -171,10 +171,11 @@ func ReplicationFactor(n int16) AppOption {
 //
 // In total, an instance holds at most half of n per assigned partition: while its tasks are
 // behind, it stops polling (and takes no more records than fit), and the client then keeps at
-// most one fetch per broker. A partition that holds n on its own (its task is behind the others,
-// or a poll brought mostly its records) has its fetching paused until it is down to half. Pausing
-// is the exception because the client drops what it had already fetched for a paused partition
-// and fetches it again later.
+// most one fetch per broker. A partition that holds n on its own for 100 ms (its task is behind
+// the others) has its fetching paused until it is down to half, and its records no longer count
+// in that total, so the others are not stalled by it: with paused partitions an instance holds
+// at most n per partition. Pausing is the exception because the client drops what it had already
+// fetched for a paused partition and fetches it again later.
 func MaxBufferedRecordsPerPartition(n int) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.maxBuffered = n })
 }

@@ -216,8 +216,8 @@ func appendTo[T any](t *Task, app serde.Appender[T], topic string, v T) ([]byte,
 // TaskMetrics count what a task did. Fields are safe to read from other goroutines.
 //
 // Input records processed are counted by the driver, per batch (the engine's RecordsProcessed):
-// an atomic add per record here cost ~15 ns of every record's processing (a locked instruction
-// among the record's stores), about 2% of a stateless pass-through's CPU.
+// an atomic add per record here (a locked instruction among the record's stores) was 4% of the
+// CPU samples of a q2 benchmark drain (bench/PROFILE.md, eighth round).
 type TaskMetrics struct {
 	Punctuations atomic.Int64
 	Skipped      [stageCount]atomic.Int64 // by stage, see SkippedAt

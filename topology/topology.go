@@ -336,25 +336,27 @@ func AddFilter[K, V any](t *Topology, name string, keep func(key K, value V) boo
 // DeriveValue in a ProcessorFunc does, without a Processor and the copies (see AddFilter). An
 // error from f, or a panic, is a processing error of the node.
 func AddMapValues[K, V, V2 any](t *Topology, name string, f func(key K, value V) (V2, error), parents ...Node[K, V]) Node[K, V2] {
-	if f == nil {
-		t.AddError(fmt.Errorf("topology: mapValues %q has no function", name))
-		return Node[K, V2]{}
-	}
-	return addProcessorNode(t, name, defs(parents), func(def *nodeDef, task *Task, children []receiver[K, V2]) (any, error) {
-		return &mapValuesNode[K, V, V2]{name: def.name, task: task, f: f, children: children}, nil
-	})
+	return addMapValues(t, name, f == nil, mapValuesNode[K, V, V2]{f: f}, parents)
 }
 
 // AddMapValuesOnly is AddMapValues for a function of the value alone (Kafka Streams'
 // ValueMapper, where AddMapValues takes a ValueMapperWithKey). Wrapping such a function into one
 // that takes the key costs a call and a copy of the value per record.
 func AddMapValuesOnly[K, V, V2 any](t *Topology, name string, f func(value V) (V2, error), parents ...Node[K, V]) Node[K, V2] {
-	if f == nil {
+	return addMapValues(t, name, f == nil, mapValuesNode[K, V, V2]{fv: f}, parents)
+}
+
+// addMapValues is AddMapValues and AddMapValuesOnly: each task's node is a copy of proto, whose
+// function is set.
+func addMapValues[K, V, V2 any](t *Topology, name string, nilFunc bool, proto mapValuesNode[K, V, V2], parents []Node[K, V]) Node[K, V2] {
+	if nilFunc {
 		t.AddError(fmt.Errorf("topology: mapValues %q has no function", name))
 		return Node[K, V2]{}
 	}
 	return addProcessorNode(t, name, defs(parents), func(def *nodeDef, task *Task, children []receiver[K, V2]) (any, error) {
-		return &mapValuesNode[K, V, V2]{name: def.name, task: task, fv: f, children: children}, nil
+		n := proto
+		n.name, n.task, n.children = def.name, task, children
+		return &n, nil
 	})
 }
 

@@ -256,7 +256,8 @@ type Metrics struct {
 	// TransactionsAborted counts aborted transactions (exactly-once).
 	TransactionsAborted int64
 	// BufferedRecords is the number of fetched records waiting in task queues now (at most half
-	// of MaxBufferedPerPartition per assigned partition), and
+	// of MaxBufferedPerPartition per assigned partition, plus the records of paused partitions,
+	// at most MaxBufferedPerPartition each), and
 	// PausedPartitions the number of partitions whose fetching is paused because their task is
 	// behind (backpressure).
 	BufferedRecords  int
