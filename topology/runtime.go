@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/rifflestream/riffle/internal/strs"
 	"github.com/rifflestream/riffle/serde"
 )
 
@@ -52,6 +53,23 @@ func nullAware(s any) bool {
 	return ok && na.HandlesNull()
 }
 
+// setHeaders stores h into *dst unless both are nil, and setOrigin stores an origin, its topic
+// only when it differs: the record a node forwards lives in the node (see sourceNode.rec), so
+// each pointer stored into it costs a write barrier while the garbage collector marks, and
+// records of one partition have the same topic and, mostly, no headers.
+func setHeaders(dst *Headers, h Headers) {
+	if h != nil || *dst != nil {
+		*dst = h
+	}
+}
+
+func setOrigin(dst *Origin, topic string, partition int32, offset int64) {
+	if !strs.Same(dst.Topic, topic) {
+		dst.Topic = topic
+	}
+	dst.Partition, dst.Offset = partition, offset
+}
+
 func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -60,9 +78,12 @@ func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
 	}()
 	// Field by field, not a composite literal: assigning a whole Record zeroes and copies it
 	// with write barriers for every pointer in it, on every record.
+	// The topic and the headers (usually the same string, usually nil) only when they change:
+	// every pointer stored into the node while the garbage collector marks costs a write barrier.
 	rec := &s.rec
-	rec.Timestamp, rec.Headers, rec.flags = raw.Timestamp, raw.Headers, 0
-	rec.Origin.Topic, rec.Origin.Partition, rec.Origin.Offset = raw.Topic, raw.Partition, raw.Offset
+	rec.Timestamp, rec.flags = raw.Timestamp, 0
+	setHeaders(&rec.Headers, raw.Headers)
+	setOrigin(&rec.Origin, raw.Topic, raw.Partition, raw.Offset)
 	// Kafka null is "no value" (the zero value, flagged), except for a serde that gives null a
 	// value of its own (serde.NullAware, e.g. serde.Nullable): it decodes null like any bytes.
 	if raw.Key == nil {
@@ -388,7 +409,9 @@ func (n *mapValuesNode[K, V, V2]) process(rec *Record[K, V]) (err error) {
 		return n.task.fail(StageProcess, n.name, err, false, "")
 	}
 	// DeriveValue, field by field (see sourceNode.processRaw).
-	o.Key, o.Timestamp, o.Headers, o.Origin, o.flags = rec.Key, rec.Timestamp, rec.Headers, rec.Origin, rec.flags&nullKey
+	o.Key, o.Timestamp, o.flags = rec.Key, rec.Timestamp, rec.flags&nullKey
+	setHeaders(&o.Headers, rec.Headers)
+	setOrigin(&o.Origin, rec.Origin.Topic, rec.Origin.Partition, rec.Origin.Offset)
 	for _, c := range n.children {
 		if err := c.process(&n.out); err != nil {
 			return err

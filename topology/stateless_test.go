@@ -80,3 +80,68 @@ func TestStatelessNodes(t *testing.T) {
 		t.Fatalf("Plan error %v, want both nil functions named", err)
 	}
 }
+
+// The nodes store a record's topic and headers only when they change (setOrigin, setHeaders):
+// records from two topics, with and without headers, in every order, must each come out with
+// their own origin and headers, never the previous record's.
+func TestOriginAndHeadersFollowEachRecord(t *testing.T) {
+	topo := topology.New()
+	src := topology.AddSource(topo, "src", []string{"a", "b"}, serde.String(), serde.String())
+	mapped := topology.AddMapValues(topo, "map", func(_, v string) (string, error) { return v + "!", nil },
+		topology.AddFilter(topo, "all", func(_, _ string) bool { return true }, src))
+	type seen struct {
+		origin  topology.Origin
+		headers string
+	}
+	var got []seen
+	topology.AddProcessor(topo, "look", topology.ProcessorFunc(func(_ topology.Context[string, string], rec topology.Record[string, string]) error {
+		h := "none"
+		if rec.Headers != nil {
+			h = string(rec.Headers[0].Value)
+		}
+		got = append(got, seen{rec.Origin, h})
+		return nil
+	}), mapped)
+	plan, err := topo.Plan("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := plan.NewTask(topology.TaskID{}, topology.TaskConfig{Collector: &recorder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Init(); err != nil {
+		t.Fatal(err)
+	}
+	inputs := []struct {
+		topic   string
+		headers string
+	}{{"a", "none"}, {"a", "h1"}, {"a", "h1"}, {"a", "none"}, {"b", "none"}, {"b", "h2"}, {"a", "h3"}, {"a", "none"}, {"b", "none"}}
+	var want []seen
+	raw := &topology.RawRecord{} // reused, as the engine's runner does
+	for i, in := range inputs {
+		// The topic string is the same in memory for some records and a copy for others (the
+		// client decodes it once per fetch response).
+		topic := in.topic
+		if i%3 == 0 {
+			topic = strings.Clone(topic)
+		}
+		raw.Topic, raw.Offset = topic, int64(i)
+		raw.Key, raw.Value, raw.Timestamp, raw.Headers = []byte("k"), []byte("v"), time.UnixMilli(int64(i)), nil
+		if in.headers != "none" {
+			raw.Headers = topology.Headers{{Key: "h", Value: []byte(in.headers)}}
+		}
+		if err := task.Process(raw); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, seen{topology.Origin{Topic: in.topic, Offset: int64(i)}, in.headers})
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d records reached the processor, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("record %d: origin %+v headers %s, want %+v headers %s", i, got[i].origin, got[i].headers, want[i].origin, want[i].headers)
+		}
+	}
+}

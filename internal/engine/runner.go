@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/rifflestream/riffle/internal/strs"
 	"github.com/rifflestream/riffle/topology"
 )
 
@@ -460,6 +461,9 @@ func (r *runner) processBatch() {
 			r.inBatch.Store(int64(i + 1)) // progress, for the commit round's stall detection
 		}
 	}
+	// Not kept past the batch: the fetched bytes the last record points into can then be
+	// collected. Once per batch, not per record (see process).
+	r.raw.Key, r.raw.Value, r.raw.Headers = nil, nil, nil
 	r.e.processed.Add(int64(done))
 	r.inBatch.Store(0)
 	r.flushCounts()
@@ -474,6 +478,11 @@ func (r *runner) flushCounts() {
 }
 
 // process runs one record through the task. The caller adds it to the engine's processed count.
+//
+// Every pointer stored into a heap object while the garbage collector marks goes through a write
+// barrier, which queues the old and the new pointer for the collector to shade: a store of the
+// same topic string, or of nil headers over nil, is skipped when the field already holds it, and
+// the raw record is cleared once per batch rather than after each record (processBatch).
 func (r *runner) process(rec *kgo.Record) error {
 	q := r.lastQueue
 	if q == nil || q.topic != rec.Topic {
@@ -483,15 +492,25 @@ func (r *runner) process(rec *kgo.Record) error {
 	// Field by field (a composite literal zeroes and copies the whole struct, with write
 	// barriers, on every record).
 	raw := &r.raw
-	raw.Topic, raw.Partition, raw.Offset, raw.Timestamp = rec.Topic, rec.Partition, rec.Offset, rec.Timestamp
-	raw.Key, raw.Value, raw.Headers = rec.Key, rec.Value, fromKgoHeaders(rec.Headers)
-	r.origin.Topic, r.origin.Partition, r.origin.Offset = rec.Topic, rec.Partition, rec.Offset
+	if !strs.Same(raw.Topic, rec.Topic) {
+		raw.Topic = rec.Topic
+	}
+	if !strs.Same(r.origin.Topic, rec.Topic) {
+		r.origin.Topic = rec.Topic
+	}
+	raw.Partition, raw.Offset, raw.Timestamp = rec.Partition, rec.Offset, rec.Timestamp
+	raw.Key, raw.Value = rec.Key, rec.Value
+	if rec.Headers != nil || raw.Headers != nil {
+		raw.Headers = fromKgoHeaders(rec.Headers)
+	}
+	r.origin.Partition, r.origin.Offset = rec.Partition, rec.Offset
 	next, leaderEpoch := rec.Offset+1, rec.LeaderEpoch
 	// From here on rec may become an output record: read nothing more from it.
 	r.in = rec
 	err := r.task.Process(raw)
-	// Not kept past the record: the fetched bytes it points into can then be collected.
-	raw.Key, raw.Value, raw.Headers, r.in = nil, nil, nil, nil
+	if r.in != nil { // not reused as an output (runnerCollector.Send clears it)
+		r.in = nil
+	}
 	if err != nil {
 		return err
 	}
