@@ -453,7 +453,6 @@ func (r *runner) processBatch() {
 	for i, rec := range r.batch {
 		if err := r.process(rec); err != nil {
 			r.fail(err)
-			clear(r.batch[i:])
 			done = i
 			break
 		}
@@ -461,9 +460,12 @@ func (r *runner) processBatch() {
 			r.inBatch.Store(int64(i + 1)) // progress, for the commit round's stall detection
 		}
 	}
-	// Not kept past the batch: the fetched bytes the last record points into can then be
-	// collected. Once per batch, not per record (see process).
+	// Not kept past the batch: the records and the fetched bytes they point into can then be
+	// collected. The raw record once per batch, not per record (see process); the batch whole,
+	// since a shorter batch next would leave pointers to these records past its length, which
+	// the collector still follows.
 	r.raw.Key, r.raw.Value, r.raw.Headers = nil, nil, nil
+	clear(r.batch)
 	r.e.processed.Add(int64(done))
 	r.inBatch.Store(0)
 	r.flushCounts()
