@@ -82,7 +82,9 @@ func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
 	// every pointer stored into the node while the garbage collector marks costs a write barrier.
 	rec := &s.rec
 	rec.Timestamp, rec.flags = raw.Timestamp, 0
-	setHeaders(&rec.Headers, raw.Headers)
+	if raw.Headers != nil || rec.Headers != nil { // setHeaders, which was not inlined here
+		rec.Headers = raw.Headers
+	}
 	setOrigin(&rec.Origin, raw.Topic, raw.Partition, raw.Offset)
 	// Kafka null is "no value" (the zero value, flagged), except for a serde that gives null a
 	// value of its own (serde.NullAware, e.g. serde.Nullable): it decodes null like any bytes.
@@ -241,7 +243,7 @@ func (c *nodeContext[K, V]) SkipRecord(stage Stage, reason error) error {
 }
 
 func (c *nodeContext[K, V]) Forward(rec Record[K, V]) error {
-	if c.task.current == nil {
+	if !c.task.inRecord {
 		// A record from a punctuation or a store flush: stores downstream stamp writes with it.
 		prev := c.task.currentTS
 		c.task.currentTS = rec.Timestamp.UnixMilli()
@@ -257,7 +259,7 @@ func (c *nodeContext[K, V]) Forward(rec Record[K, V]) error {
 }
 
 func (c *nodeContext[K, V]) ForwardTo(child string, rec Record[K, V]) error {
-	if c.task.current == nil {
+	if !c.task.inRecord {
 		prev := c.task.currentTS
 		c.task.currentTS = rec.Timestamp.UnixMilli()
 		defer func() { c.task.currentTS = prev }()

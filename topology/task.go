@@ -3,6 +3,7 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"github.com/rifflestream/riffle/internal/strs"
 	"github.com/rifflestream/riffle/serde"
 	"log/slog"
 	"math"
@@ -163,8 +164,12 @@ type Task struct {
 	streamTime int64 // ms; math.MinInt64 while unknown
 	streamQ    punctuationQueue
 	wallQ      punctuationQueue
-	current    *RawRecord // the input record being processed; nil in punctuations
-	currentTS  int64      // its extracted timestamp (ms), once the source has extracted it
+	// raw is the input record being processed while inRecord (see current): kept past the record,
+	// not cleared, so that a driver passing the same RawRecord each time (the engine's runner does)
+	// costs no pointer store per record, each a write barrier while the collector marks.
+	raw       *RawRecord
+	inRecord  bool
+	currentTS int64 // the current record's extracted timestamp (ms), once the source has extracted it
 
 	commitRequested bool
 	initialized     bool
@@ -367,7 +372,7 @@ func (t *Task) Init() error {
 // error is then a *RecordError), or the record's topic is not one of the task's.
 func (t *Task) Process(raw *RawRecord) error {
 	src := t.lastSource
-	if src == nil || raw.Topic != t.lastTopic {
+	if src == nil || !strs.Same(raw.Topic, t.lastTopic) { // == would compare the bytes in a call
 		var ok bool
 		if src, ok = t.sources[raw.Topic]; !ok {
 			return fmt.Errorf("topology: task %s does not read topic %q", t.id, raw.Topic)
@@ -380,16 +385,19 @@ func (t *Task) Process(raw *RawRecord) error {
 	if t.failed != nil {
 		return t.failed
 	}
-	t.current, t.currentTS = raw, math.MinInt64
+	if t.raw != raw {
+		t.raw = raw
+	}
+	t.inRecord, t.currentTS = true, math.MinInt64
 	err := src.processRaw(raw)
-	t.current, t.currentTS = nil, math.MinInt64
+	t.inRecord, t.currentTS = false, math.MinInt64
 	if err == nil && t.failed != nil {
 		err = t.failed
 	}
 	if err != nil {
 		return unwrapFatal(err)
 	}
-	if t.streamQ.due(t.streamTime) {
+	if len(t.streamQ) > 0 && t.streamQ.due(t.streamTime) { // a call per record saved when none is scheduled
 		return unwrapFatal(t.runDue(&t.streamQ, t.streamTime))
 	}
 	return nil
@@ -419,7 +427,7 @@ func (t *Task) AdvanceStreamTime(ts time.Time) error {
 	if ms > t.streamTime {
 		t.streamTime = ms
 	}
-	if t.streamQ.due(t.streamTime) {
+	if len(t.streamQ) > 0 && t.streamQ.due(t.streamTime) { // a call per record saved when none is scheduled
 		return unwrapFatal(t.runDue(&t.streamQ, t.streamTime))
 	}
 	return nil
@@ -478,15 +486,24 @@ func (t *Task) CommitStores(next map[string]int64) error {
 	return nil
 }
 
-// recordTimestamp is the timestamp of the record being processed (or forwarded from a punctuation
-// or a flush), or stream time.
+// recordHeaders are the headers of the input record being processed (none in a punctuation).
 func (t *Task) recordHeaders() Headers {
-	if t.current == nil {
-		return nil
+	if cur := t.current(); cur != nil {
+		return cur.Headers
 	}
-	return t.current.Headers
+	return nil
 }
 
+// current returns the input record being processed; nil in punctuations and store flushes.
+func (t *Task) current() *RawRecord {
+	if !t.inRecord {
+		return nil
+	}
+	return t.raw
+}
+
+// recordTimestamp is the timestamp of the record being processed (or forwarded from a punctuation
+// or a flush), or stream time.
 func (t *Task) recordTimestamp() int64 {
 	if t.currentTS != math.MinInt64 {
 		return t.currentTS
@@ -546,10 +563,11 @@ func (t *Task) advanceStreamTime(ms int64) {
 }
 
 func (t *Task) origin() Origin {
-	if t.current == nil {
+	cur := t.current()
+	if cur == nil {
 		return Origin{}
 	}
-	return Origin{Topic: t.current.Topic, Partition: t.current.Partition, Offset: t.current.Offset}
+	return Origin{Topic: cur.Topic, Partition: cur.Partition, Offset: cur.Offset}
 }
 
 func (t *Task) punctuate(s *schedule, now int64) (err error) {
@@ -621,9 +639,9 @@ func (t *Task) Handle(re *RecordError) error {
 
 func (t *Task) sendDeadLetter(re *RecordError) {
 	out := OutRecord{Topic: t.handlers.DeadLetterTopic, Partition: -1, Timestamp: t.clock()}
-	if t.current != nil {
-		out.Key, out.Value, out.Timestamp = t.current.Key, t.current.Value, t.current.Timestamp
-		out.Headers = DeadLetterHeaders(t.current.Headers, re)
+	if cur := t.current(); cur != nil {
+		out.Key, out.Value, out.Timestamp = cur.Key, cur.Value, cur.Timestamp
+		out.Headers = DeadLetterHeaders(cur.Headers, re)
 	} else {
 		out.Headers = DeadLetterHeaders(nil, re)
 	}

@@ -52,8 +52,11 @@ type runner struct {
 	// The runner alone writes it, every 32 records: enough for a stall detector counting in
 	// tens of milliseconds, and no atomic store per record.
 	inBatch atomic.Int64
-	// lastQueue is the queue of the last processed record's topic (see process).
+	// lastQueue is the queue of the last processed record's topic (see process), and lastTopic
+	// that record's topic string: the next record's queue is looked up only when its topic is
+	// another string in memory (once per fetch response), not compared byte by byte per record.
 	lastQueue *partQueue
+	lastTopic string
 	lastPunc  time.Time
 	// pendingApply is the epoch whose acknowledgement the task's stores wait for: once it is
 	// done, the flushed writes and the changelog offsets reached are applied locally.
@@ -487,9 +490,9 @@ func (r *runner) flushCounts() {
 // the raw record is cleared once per batch rather than after each record (processBatch).
 func (r *runner) process(rec *kgo.Record) error {
 	q := r.lastQueue
-	if q == nil || q.topic != rec.Topic {
+	if q == nil || !strs.Same(r.lastTopic, rec.Topic) {
 		q = r.byTopic[rec.Topic]
-		r.lastQueue = q
+		r.lastQueue, r.lastTopic = q, rec.Topic
 	}
 	// Field by field (a composite literal zeroes and copies the whole struct, with write
 	// barriers, on every record).
