@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime/debug"
 	"time"
+	"unsafe"
 
 	"github.com/rifflestream/riffle/internal/strs"
 	"github.com/rifflestream/riffle/serde"
@@ -46,7 +47,19 @@ type sourceNode[K, V any] struct {
 	rec Record[K, V]
 
 	keyNullAware, valueNullAware bool
+	// keyBytes and valueBytes: the serde is serde.Bytes() (see isBytesSerde), so K (V) is []byte
+	// and the raw bytes are the deserialized key (value), stored without the interface call.
+	keyBytes, valueBytes bool
 }
+
+// isBytesSerde reports whether s is serde.Bytes(), whose Deserialize returns its input and whose
+// Serialize returns its input or, for nil, an empty slice: a node holding it for a Serde[T] knows
+// T is []byte. (Interfaces of different dynamic types compare unequal without comparing values,
+// so a serde of an incomparable type is safe here.)
+func isBytesSerde(s any) bool { return s == any(serde.Bytes()) }
+
+// asBytes returns *v as the []byte it is: only for a T known to be []byte (isBytesSerde).
+func asBytes[T any](v *T) *[]byte { return (*[]byte)(unsafe.Pointer(v)) }
 
 func nullAware(s any) bool {
 	na, ok := s.(serde.NullAware)
@@ -91,7 +104,9 @@ func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
 	if raw.Key == nil {
 		rec.flags |= nullKey
 	}
-	if raw.Key != nil || s.keyNullAware {
+	if s.keyBytes {
+		*asBytes(&rec.Key) = raw.Key
+	} else if raw.Key != nil || s.keyNullAware {
 		if rec.Key, err = s.key.Deserialize(raw.Topic, raw.Key); err != nil {
 			return s.task.fail(StageDeserialize, s.name, fmt.Errorf("key: %w", err), false, "")
 		}
@@ -102,7 +117,9 @@ func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
 	if raw.Value == nil {
 		rec.flags |= nullValue
 	}
-	if raw.Value != nil || s.valueNullAware {
+	if s.valueBytes {
+		*asBytes(&rec.Value) = raw.Value
+	} else if raw.Value != nil || s.valueNullAware {
 		if rec.Value, err = s.value.Deserialize(raw.Topic, raw.Value); err != nil {
 			return s.task.fail(StageDeserialize, s.name, fmt.Errorf("value: %w", err), false, "")
 		}
@@ -287,15 +304,30 @@ type sinkNode[K, V any] struct {
 	// encodes into the task's output buffer (see appendTo).
 	keyApp   serde.Appender[K]
 	valueApp serde.Appender[V]
+	// keyBytes and valueBytes: see sourceNode.keyBytes.
+	keyBytes, valueBytes bool
+}
+
+// bytesSerialized is what serde.Bytes().Serialize returns for b: b, or an empty slice for nil (a
+// record not flagged null has a value, even an empty one).
+func bytesSerialized(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 func newSinkNode[K, V any](s *sinkNode[K, V]) *sinkNode[K, V] {
 	s.keyApp, _ = s.key.(serde.Appender[K])
 	s.valueApp, _ = s.value.(serde.Appender[V])
+	s.keyBytes, s.valueBytes = isBytesSerde(s.key), isBytesSerde(s.value)
 	return s
 }
 
 func (s *sinkNode[K, V]) serializeKey(topic string, k K) ([]byte, error) {
+	if s.keyBytes {
+		return bytesSerialized(*asBytes(&k)), nil
+	}
 	if s.keyApp != nil {
 		return appendTo(s.task, s.keyApp, topic, k)
 	}
@@ -303,6 +335,9 @@ func (s *sinkNode[K, V]) serializeKey(topic string, k K) ([]byte, error) {
 }
 
 func (s *sinkNode[K, V]) serializeValue(topic string, v V) ([]byte, error) {
+	if s.valueBytes {
+		return bytesSerialized(*asBytes(&v)), nil
+	}
 	if s.valueApp != nil {
 		return appendTo(s.task, s.valueApp, topic, v)
 	}

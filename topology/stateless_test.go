@@ -145,3 +145,53 @@ func TestOriginAndHeadersFollowEachRecord(t *testing.T) {
 		}
 	}
 }
+
+// serde.Bytes() sources and sinks skip the serde's calls (sourceNode.keyBytes): Kafka null and
+// empty keys and values must come out as they went in, and a map's nil []byte is an empty value,
+// not null, as serde.Bytes().Serialize makes it.
+func TestBytesSerdesKeepNullAndEmpty(t *testing.T) {
+	topo := topology.New()
+	src := topology.AddSource(topo, "src", []string{"in"}, serde.Bytes(), serde.Bytes())
+	topology.AddSink(topo, "copy", "copied", serde.Bytes(), serde.Bytes(), []topology.Node[[]byte, []byte]{src})
+	nilled := topology.AddMapValues(topo, "nil", func(_, _ []byte) ([]byte, error) { return nil, nil }, src)
+	topology.AddSink(topo, "nilled", "nilled", serde.Bytes(), serde.Bytes(), []topology.Node[[]byte, []byte]{nilled})
+	plan, err := topo.Plan("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	task, err := plan.NewTask(topology.TaskID{}, topology.TaskConfig{Collector: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Init(); err != nil {
+		t.Fatal(err)
+	}
+	inputs := [][2][]byte{{nil, nil}, {{}, {}}, {[]byte("k"), nil}, {nil, []byte("v")}, {[]byte("k"), []byte("v")}}
+	for i, in := range inputs {
+		if err := task.Process(&topology.RawRecord{Topic: "in", Offset: int64(i), Key: in[0], Value: in[1], Timestamp: time.UnixMilli(1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(rec.out) != 2*len(inputs) {
+		t.Fatalf("%d outputs, want %d", len(rec.out), 2*len(inputs))
+	}
+	show := func(b []byte) string {
+		if b == nil {
+			return "null"
+		}
+		return "[" + string(b) + "]"
+	}
+	for i, in := range inputs {
+		copied, nilledOut := rec.out[2*i], rec.out[2*i+1]
+		if copied.Topic != "copied" || nilledOut.Topic != "nilled" {
+			t.Fatalf("record %d: outputs to %s and %s", i, copied.Topic, nilledOut.Topic)
+		}
+		if show(copied.Key) != show(in[0]) || show(copied.Value) != show(in[1]) {
+			t.Errorf("record %d: copied as key %s value %s, want key %s value %s", i, show(copied.Key), show(copied.Value), show(in[0]), show(in[1]))
+		}
+		if show(nilledOut.Key) != show(in[0]) || show(nilledOut.Value) != "[]" {
+			t.Errorf("record %d: mapped to nil as key %s value %s, want key %s value [] (empty, not null)", i, show(nilledOut.Key), show(nilledOut.Value), show(in[0]))
+		}
+	}
+}

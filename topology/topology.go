@@ -266,7 +266,7 @@ func AddSource[K, V any](t *Topology, name string, topics []string, key serde.Se
 			return nil, err
 		}
 		return &sourceNode[K, V]{name: def.name, task: task, key: key, value: value, extractor: extractor, children: children,
-			keyNullAware: nullAware(key), valueNullAware: nullAware(value)}, nil
+			keyNullAware: nullAware(key), valueNullAware: nullAware(value), keyBytes: isBytesSerde(key), valueBytes: isBytesSerde(value)}, nil
 	}
 	if t.add(def, nil) == nil {
 		return Node[K, V]{}
