@@ -102,17 +102,7 @@ func TestOriginAndHeadersFollowEachRecord(t *testing.T) {
 		got = append(got, seen{rec.Origin, h})
 		return nil
 	}), mapped)
-	plan, err := topo.Plan("app")
-	if err != nil {
-		t.Fatal(err)
-	}
-	task, err := plan.NewTask(topology.TaskID{}, topology.TaskConfig{Collector: &recorder{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := task.Init(); err != nil {
-		t.Fatal(err)
-	}
+	task := startTask(t, topo, topology.TaskConfig{Collector: &recorder{}})
 	inputs := []struct {
 		topic   string
 		headers string
@@ -155,18 +145,8 @@ func TestBytesSerdesKeepNullAndEmpty(t *testing.T) {
 	topology.AddSink(topo, "copy", "copied", serde.Bytes(), serde.Bytes(), []topology.Node[[]byte, []byte]{src})
 	nilled := topology.AddMapValues(topo, "nil", func(_, _ []byte) ([]byte, error) { return nil, nil }, src)
 	topology.AddSink(topo, "nilled", "nilled", serde.Bytes(), serde.Bytes(), []topology.Node[[]byte, []byte]{nilled})
-	plan, err := topo.Plan("app")
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := &recorder{}
-	task, err := plan.NewTask(topology.TaskID{}, topology.TaskConfig{Collector: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := task.Init(); err != nil {
-		t.Fatal(err)
-	}
+	task := startTask(t, topo, topology.TaskConfig{Collector: rec})
 	inputs := [][2][]byte{{nil, nil}, {{}, {}}, {[]byte("k"), nil}, {nil, []byte("v")}, {[]byte("k"), []byte("v")}}
 	for i, in := range inputs {
 		if err := task.Process(&topology.RawRecord{Topic: "in", Offset: int64(i), Key: in[0], Value: in[1], Timestamp: time.UnixMilli(1)}); err != nil {

@@ -68,19 +68,25 @@ func newPunctuatingTask(t *testing.T, p *punctuating, c *clock) (*topology.Task,
 	src := topology.AddSource(topo, "src", []string{"in"}, serde.String(), serde.String())
 	proc := topology.AddProcessor(topo, "proc", func() topology.Processor[string, string, string, string] { return p }, src)
 	topology.AddSink(topo, "sink", "out", serde.String(), serde.String(), []topology.Node[string, string]{proc})
+	rec := &recorder{}
+	return startTask(t, topo, topology.TaskConfig{Collector: rec, Clock: c.Now}), rec
+}
+
+// startTask plans topo as app "app" and returns its task 0_0, initialized.
+func startTask(t *testing.T, topo *topology.Topology, cfg topology.TaskConfig) *topology.Task {
+	t.Helper()
 	plan, err := topo.Plan("app")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	task, err := plan.NewTask(topology.TaskID{}, topology.TaskConfig{Collector: rec, Clock: c.Now})
+	task, err := plan.NewTask(topology.TaskID{}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := task.Init(); err != nil {
 		t.Fatal(err)
 	}
-	return task, rec
+	return task
 }
 
 func feed(t *testing.T, task *topology.Task, ms int64, v string) {
