@@ -365,6 +365,20 @@ func TestRenderMarkdown(t *testing.T) {
 		},
 	}
 	md := renderMarkdown(rep)
+	// Paired by position without repetition numbers: q1's first two pairs (the third bare run
+	// failed), 100k/250k and 300k/260k.
+	if want := "| q1 | throughput ≥ 0.9× bare | ×0.78 | **no** | median ×0.78, ×0.40–×1.15, 1 of 2 met |"; !strings.Contains(md, want) {
+		t.Errorf("RESULTS.md lacks\n%s\nin\n%s", want, md)
+	}
+	// Paired by repetition number when every run has one, whatever the order of the runs.
+	for idx, n := range map[int]int{3: 1, 5: 2, 7: 3, 4: 2, 6: 1, 8: 3} {
+		rep.Runs[idx].Rep = n
+	}
+	// Riffle's q1 runs are reps 1, 2, 3 (100k, 300k, 200k); the bare loop's reps 2, 1, 3 (250k,
+	// 260k, failed): pairs 100k/260k and 300k/250k.
+	if want := "median ×0.79, ×0.38–×1.20, 1 of 2 met |"; !strings.Contains(renderMarkdown(rep), want) {
+		t.Errorf("RESULTS.md lacks\n%s\nin\n%s", want, renderMarkdown(rep))
+	}
 	for _, want := range []string{
 		"| q0 | 450,000 (×4.50 KS · ×0.90 bare) | 500,000 (×5.00 KS) | 100,000 (×0.20 bare) |",
 		"| count | 250,000 | – | *wrong* |",
