@@ -3,8 +3,6 @@ package topology
 import (
 	"errors"
 	"fmt"
-	"github.com/rifflestream/riffle/internal/strs"
-	"github.com/rifflestream/riffle/serde"
 	"log/slog"
 	"math"
 	"runtime/debug"
@@ -12,6 +10,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/rifflestream/riffle/internal/strs"
+	"github.com/rifflestream/riffle/serde"
 )
 
 // TaskID names a task: a sub-topology and a partition of its source topics. It prints as
@@ -427,7 +428,7 @@ func (t *Task) AdvanceStreamTime(ts time.Time) error {
 	if ms > t.streamTime {
 		t.streamTime = ms
 	}
-	if len(t.streamQ) > 0 && t.streamQ.due(t.streamTime) { // a call per record saved when none is scheduled
+	if len(t.streamQ) > 0 && t.streamQ.due(t.streamTime) {
 		return unwrapFatal(t.runDue(&t.streamQ, t.streamTime))
 	}
 	return nil

@@ -340,23 +340,24 @@ func renderGoals(b *strings.Builder, rep *report, run map[runKey]runSet) {
 // repetition number when every run has its own, else by position (the runs of a repetition
 // alternate, so the i-th of each ran next to each other).
 func pairedRatios(a, b runSet, m metric) []float64 {
-	byRep := func(s runSet) (map[int]*runResult, bool) {
-		out := map[int]*runResult{}
+	// distinct reports whether every run of s has a repetition number of its own.
+	distinct := func(s runSet) bool {
+		seen := map[int]bool{}
 		for _, r := range s {
-			if _, dup := out[r.Rep]; dup || r.Rep == 0 {
-				return nil, false
+			if r.Rep == 0 || seen[r.Rep] {
+				return false
 			}
-			out[r.Rep] = r
+			seen[r.Rep] = true
 		}
-		return out, true
+		return true
 	}
 	var pairs [][2]*runResult
-	_, okA := byRep(a)
-	rb, okB := byRep(b)
-	if okA && okB {
+	if distinct(a) && distinct(b) {
 		for _, x := range a {
-			if y, ok := rb[x.Rep]; ok {
-				pairs = append(pairs, [2]*runResult{x, y})
+			for _, y := range b {
+				if y.Rep == x.Rep {
+					pairs = append(pairs, [2]*runResult{x, y})
+				}
 			}
 		}
 	} else {
