@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -104,6 +105,7 @@ func TestRestoreReadsEveryBatchKind(t *testing.T) {
 				produce(kafkatest.Client(t, brokers), 50, true) // between transactions
 			}
 
+			waitNoOpenTransaction(ctx, t, adm, topic)
 			var end int64
 			bounds := changelogEnds(adm.ListCommittedOffsets, &end)
 			st := &recordingStore{}
@@ -151,6 +153,36 @@ func changelogEnds(list func(context.Context, ...string) (kadm.ListedOffsets, er
 			*end = o.Offset
 		}
 		return 0, o.Offset, o.Err
+	}
+}
+
+// waitNoOpenTransaction waits until topic's last stable offsets reach its end offsets. Ending a
+// transaction returns once the coordinator has decided it; the markers that let read_committed
+// readers past it are written after, so until then the last stable offset stays at the
+// transaction's first record and a read committed to it misses what follows (CI, 9980a47:
+// "franz-go's consumer read 51 committed records, want 68", the last round missing).
+func waitNoOpenTransaction(ctx context.Context, t *testing.T, adm *kadm.Client, topic string) {
+	t.Helper()
+	for {
+		stable, err1 := adm.ListCommittedOffsets(ctx, topic)
+		ends, err2 := adm.ListEndOffsets(ctx, topic)
+		if err := errors.Join(err1, err2); err != nil {
+			t.Fatal(err)
+		}
+		open := false
+		ends.Each(func(e kadm.ListedOffset) {
+			if s, ok := stable.Lookup(e.Topic, e.Partition); !ok || s.Offset < e.Offset {
+				open = true
+			}
+		})
+		if !open {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s still has an open transaction: last stable offsets %v, end offsets %v", topic, stable, ends)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
@@ -270,6 +302,7 @@ func TestRestoreSkipsInterleavedAbortedTransactions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	waitNoOpenTransaction(ctx, t, adm, topic)
 	want := map[string]bool{}
 	for _, r := range kafkatest.ReadAll(t, brokers, topic, true) {
 		want[string(r.Key)] = true
