@@ -98,3 +98,54 @@ func short(s string) string {
 	}
 	return s
 }
+
+// A task holds back the records a batch sends and produces them when the batch ends, in groups
+// (internal/engine, produceSent): outputs must still reach the topic all and in the order they
+// were sent, here with more outputs per input than a group holds.
+func TestOutputsKeepTheirOrder(t *testing.T) {
+	_, brokers := kafkatest.Fake(t, kfakeSeed("order-in", 1), kfakeSeed("order-out", 1))
+	const n, fanout = 40, 2500
+	b := stream.NewBuilder()
+	in := stream.From(b, "order-in", serde.String(), serde.Int64())
+	stream.FlatMapValues(in, func(v int64) ([]int64, error) {
+		out := make([]int64, fanout)
+		for j := range out {
+			out[j] = v*fanout + int64(j)
+		}
+		return out, nil
+	}).To("order-out", serde.String(), serde.Int64())
+	app, err := stream.NewApp(b, stream.AppID("order"), stream.Brokers(brokers...), stream.CommitInterval(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := kafkatest.RunApp(t, app)
+	cl := kafkatest.Client(t, brokers)
+	for i := 0; i < n; i++ {
+		cl.Produce(context.Background(), &kgo.Record{Topic: "order-in", Key: []byte("k"), Value: serde8(int64(i))}, nil)
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for app.Metrics().RecordsProcessed < n && app.State() != "failed" {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := app.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	recs := kafkatest.ReadAll(t, brokers, "order-out", false)
+	if len(recs) != n*fanout {
+		t.Fatalf("%d output records, want %d", len(recs), n*fanout)
+	}
+	for i, r := range recs {
+		v, err := serde.Int64().Deserialize("order-out", r.Value)
+		if err != nil {
+			t.Fatalf("order-out@%d: %v", r.Offset, err)
+		}
+		if v != int64(i) || string(r.Key) != "k" {
+			t.Fatalf("output %d is %s=%d, want k=%d", i, r.Key, v, i)
+		}
+	}
+}
