@@ -231,7 +231,7 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 		<-p.done
 		if t.Failed() || os.Getenv("RIFFLE_TEST_LOGS") != "" {
 			b, _ := os.ReadFile(logf.Name())
-			t.Logf("log of %s:\n%s", name, tail(string(b), 40))
+			t.Logf("log of %s:\n%s", name, crashHeader(string(b))+tail(string(b), 40))
 		}
 		logf.Close()
 		os.Remove(logf.Name())
@@ -260,6 +260,26 @@ func (p *proc) kill() {
 	_ = p.cmd.Process.Kill()
 	err := <-p.done
 	p.done <- err
+}
+
+// crashHeader returns the first lines of a Go crash in log s (a panic or a fatal runtime error,
+// which prints every goroutine after them), or "" if there is none: the tail of such a log is
+// some goroutine's stack, and the cause would be cut.
+func crashHeader(s string) string {
+	at := -1
+	for _, mark := range []string{"panic: ", "fatal error: ", "SIGSEGV", "SIGBUS"} {
+		if i := strings.Index(s, mark); i >= 0 && (at < 0 || i < at) {
+			at = i
+		}
+	}
+	if at < 0 {
+		return ""
+	}
+	if i := strings.LastIndexByte(s[:at], '\n'); i >= 0 {
+		at = i + 1
+	}
+	lines := strings.SplitN(s[at:], "\n", 41)
+	return strings.Join(lines[:min(len(lines), 40)], "\n") + "\n[...]\n"
 }
 
 func tail(s string, n int) string {
