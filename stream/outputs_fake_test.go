@@ -99,9 +99,9 @@ func short(s string) string {
 	return s
 }
 
-// A task holds back the records a batch sends and produces them when the batch ends, in groups
-// (internal/engine, produceSent): outputs must still reach the topic all and in the order they
-// were sent, here with more outputs per input than a group holds.
+// Many outputs per input, through one partition: they must reach the topic all and in the order
+// they were sent (kept from an attempt to produce a batch's outputs when the batch ends, which
+// held records back in groups of 1024; see bench/PROFILE.md, tenth round).
 func TestOutputsKeepTheirOrder(t *testing.T) {
 	_, brokers := kafkatest.Fake(t, kfakeSeed("order-in", 1), kfakeSeed("order-out", 1))
 	const n, fanout = 40, 2500

@@ -47,10 +47,6 @@ type runner struct {
 	// in is the input record being processed, until its kgo.Record is reused for the first
 	// record sent because of it (see runnerCollector.Send).
 	in *kgo.Record
-	// toSend holds the records sent while a batch is processed (inBatchSends), produced
-	// together when the batch ends (produceSent).
-	toSend       []*kgo.Record
-	inBatchSends bool
 	// inBatch counts the records of the current batch processed so far: the progress a commit
 	// round watches for (Engine.progress) while the engine's counter is only added to per batch.
 	// The runner alone writes it, every 32 records: enough for a stall detector counting in
@@ -456,7 +452,6 @@ func (r *runner) punctuate() {
 // processBatch processes the taken records in order; the first error fails the task and drops the
 // rest of the batch.
 func (r *runner) processBatch() {
-	r.inBatchSends = true
 	done := len(r.batch)
 	for i, rec := range r.batch {
 		if err := r.process(rec); err != nil {
@@ -474,8 +469,6 @@ func (r *runner) processBatch() {
 	// the collector still follows.
 	r.raw.Key, r.raw.Value, r.raw.Headers = nil, nil, nil
 	clear(r.batch)
-	r.inBatchSends = false
-	r.produceSent()
 	r.e.processed.Add(int64(done))
 	r.inBatch.Store(0)
 	r.flushCounts()
