@@ -7,7 +7,6 @@ import (
 
 	"github.com/google/btree"
 
-	"github.com/rifflestream/riffle/internal/noescape"
 	"github.com/rifflestream/riffle/serde"
 	"github.com/rifflestream/riffle/topology"
 )
@@ -316,8 +315,8 @@ func (s *kvStore[K, V]) sendChangelog(kb, vb []byte, ts int64) {
 		ts = min(ts, s.nowBound)
 	}
 	s.logged = max(s.logged, ts)
-	s.ctx.Collector.Send(noescape.Ptr(&topology.OutRecord{Topic: s.ctx.Changelog, Partition: s.ctx.Task.Partition,
-		Key: kb, Value: vb, Timestamp: time.UnixMilli(ts), Changelog: true}))
+	s.ctx.Collector.Send(topology.OutRecord{Topic: s.ctx.Changelog, Partition: s.ctx.Task.Partition,
+		Key: kb, Value: vb, Timestamp: time.UnixMilli(ts), Changelog: true})
 }
 
 // Dirty reports whether writes wait for a flush.

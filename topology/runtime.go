@@ -9,16 +9,14 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/rifflestream/riffle/internal/noescape"
+	"github.com/rifflestream/riffle/internal/strs"
 	"github.com/rifflestream/riffle/serde"
 )
 
 // receiver is a runtime node that takes Record[K, V]: a processor or a sink.
 //
-// The record is the caller's, on its stack (noescape.Ptr), and valid only during the call: a
-// receiver that keeps it copies it, and never keeps the pointer. Passing it by pointer saves a
-// copy of the record per node and per call; on the stack, storing its fields costs no write
-// barrier (a record kept in its node paid one per pointer stored while the collector marked).
+// The record is the caller's and valid only during the call: a receiver that keeps it copies it.
+// Passing it by pointer saves a copy of the record per node and per call.
 type receiver[K, V any] interface {
 	process(rec *Record[K, V]) error
 }
@@ -44,6 +42,9 @@ type sourceNode[K, V any] struct {
 	extractor TimestampExtractor[K, V]
 	children  []receiver[K, V]
 	partTime  map[string]int64 // per topic: the largest timestamp extracted (for extractors)
+	// rec is the record being forwarded (see receiver): a field, so that passing its address
+	// to the children does not move it to the heap.
+	rec Record[K, V]
 
 	keyNullAware, valueNullAware bool
 	// keyBytes and valueBytes: the serde is serde.Bytes() (see isBytesSerde), so K (V) is []byte
@@ -65,14 +66,37 @@ func nullAware(s any) bool {
 	return ok && na.HandlesNull()
 }
 
+// setHeaders stores h into *dst unless both are nil, and setOrigin stores an origin, its topic
+// only when it differs: the record a node forwards lives in the node (see sourceNode.rec), so
+// each pointer stored into it costs a write barrier while the garbage collector marks, and
+// records of one partition have the same topic and, mostly, no headers. (The generic nodes call
+// them rather than inline them: seen in their disassembly with Go 1.26.)
+func setHeaders(dst *Headers, h Headers) {
+	if h != nil || *dst != nil {
+		*dst = h
+	}
+}
+
+func setOrigin(dst *Origin, topic string, partition int32, offset int64) {
+	if !strs.Same(dst.Topic, topic) {
+		dst.Topic = topic
+	}
+	dst.Partition, dst.Offset = partition, offset
+}
+
 func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = s.task.fail(StageDeserialize, s.name, fmt.Errorf("%v", r), true, string(debug.Stack()))
 		}
 	}()
-	rec := noescape.Ptr(&Record[K, V]{Timestamp: raw.Timestamp, Headers: raw.Headers,
-		Origin: Origin{Topic: raw.Topic, Partition: raw.Partition, Offset: raw.Offset}})
+	// Field by field, not a composite literal: assigning a whole Record zeroes and copies it
+	// with write barriers for every pointer in it, on every record; the topic and the headers
+	// only when they change (setHeaders, setOrigin).
+	rec := &s.rec
+	rec.Timestamp, rec.flags = raw.Timestamp, 0
+	setHeaders(&rec.Headers, raw.Headers)
+	setOrigin(&rec.Origin, raw.Topic, raw.Partition, raw.Offset)
 	// Kafka null is "no value" (the zero value, flagged), except for a serde that gives null a
 	// value of its own (serde.NullAware, e.g. serde.Nullable): it decodes null like any bytes.
 	if raw.Key == nil {
@@ -84,6 +108,9 @@ func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
 		if rec.Key, err = s.key.Deserialize(raw.Topic, raw.Key); err != nil {
 			return s.task.fail(StageDeserialize, s.name, fmt.Errorf("key: %w", err), false, "")
 		}
+	} else {
+		var zero K
+		rec.Key = zero
 	}
 	if raw.Value == nil {
 		rec.flags |= nullValue
@@ -94,6 +121,9 @@ func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
 		if rec.Value, err = s.value.Deserialize(raw.Topic, raw.Value); err != nil {
 			return s.task.fail(StageDeserialize, s.name, fmt.Errorf("value: %w", err), false, "")
 		}
+	} else {
+		var zero V
+		rec.Value = zero
 	}
 	ms := raw.Timestamp.UnixMilli()
 	if s.extractor != nil {
@@ -184,6 +214,8 @@ type nodeContext[K, V any] struct {
 	children   []receiver[K, V]
 	childNames []string
 	log        *slog.Logger
+	// fwd is the record being forwarded (see receiver and sourceNode.rec).
+	fwd Record[K, V]
 }
 
 func (c *nodeContext[K, V]) AppID() string        { return c.task.plan.AppID }
@@ -232,9 +264,9 @@ func (c *nodeContext[K, V]) Forward(rec Record[K, V]) error {
 		c.task.currentTS = rec.Timestamp.UnixMilli()
 		defer func() { c.task.currentTS = prev }()
 	}
-	p := noescape.Ptr(&rec)
+	c.fwd = rec
 	for _, ch := range c.children {
-		if err := ch.process(p); err != nil {
+		if err := ch.process(&c.fwd); err != nil {
 			return err
 		}
 	}
@@ -249,7 +281,8 @@ func (c *nodeContext[K, V]) ForwardTo(child string, rec Record[K, V]) error {
 	}
 	for i, name := range c.childNames {
 		if name == child {
-			return c.children[i].process(noescape.Ptr(&rec))
+			c.fwd = rec
+			return c.children[i].process(&c.fwd)
 		}
 	}
 	return fmt.Errorf("topology: processor %q has no child %q (children: %v)", c.node, child, c.childNames)
@@ -352,8 +385,8 @@ func (s *sinkNode[K, V]) process(rec *Record[K, V]) (err error) {
 		}
 		partition = p
 	}
-	s.task.collector.Send(noescape.Ptr(&OutRecord{Topic: topic, Partition: partition, Key: key, Value: value,
-		Timestamp: rec.Timestamp, Headers: rec.Headers}))
+	s.task.collector.Send(OutRecord{Topic: topic, Partition: partition, Key: key, Value: value,
+		Timestamp: rec.Timestamp, Headers: rec.Headers})
 	return nil
 }
 
@@ -390,6 +423,7 @@ type mapValuesNode[K, V, V2 any] struct {
 	f        func(K, V) (V2, error) // one of f and fv is set
 	fv       func(V) (V2, error)
 	children []receiver[K, V2]
+	out      Record[K, V2] // the record forwarded (see sourceNode.rec)
 }
 
 func (n *mapValuesNode[K, V, V2]) process(rec *Record[K, V]) (err error) {
@@ -400,7 +434,7 @@ func (n *mapValuesNode[K, V, V2]) process(rec *Record[K, V]) (err error) {
 	}()
 	// The new value goes straight into the forwarded record: a typed value (80 bytes in the q1
 	// benchmark) is copied once less than through a local.
-	o := noescape.Ptr(&Record[K, V2]{})
+	o := &n.out
 	if n.fv != nil {
 		o.Value, err = n.fv(rec.Value)
 	} else {
@@ -409,10 +443,12 @@ func (n *mapValuesNode[K, V, V2]) process(rec *Record[K, V]) (err error) {
 	if err != nil {
 		return n.task.fail(StageProcess, n.name, err, false, "")
 	}
-	// DeriveValue, field by field.
-	o.Key, o.Timestamp, o.Headers, o.Origin, o.flags = rec.Key, rec.Timestamp, rec.Headers, rec.Origin, rec.flags&nullKey
+	// DeriveValue, field by field (see sourceNode.processRaw).
+	o.Key, o.Timestamp, o.flags = rec.Key, rec.Timestamp, rec.flags&nullKey
+	setHeaders(&o.Headers, rec.Headers)
+	setOrigin(&o.Origin, rec.Origin.Topic, rec.Origin.Partition, rec.Origin.Offset)
 	for _, c := range n.children {
-		if err := c.process(o); err != nil {
+		if err := c.process(&n.out); err != nil {
 			return err
 		}
 	}

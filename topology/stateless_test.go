@@ -81,9 +81,9 @@ func TestStatelessNodes(t *testing.T) {
 	}
 }
 
-// Records from two topics, with and without headers, in every order, must each come out with
-// their own origin and headers, never the previous record's (the nodes once kept the record they
-// forwarded and stored its topic and headers only when they changed).
+// The nodes store a record's topic and headers only when they change (setOrigin, setHeaders):
+// records from two topics, with and without headers, in every order, must each come out with
+// their own origin and headers, never the previous record's.
 func TestOriginAndHeadersFollowEachRecord(t *testing.T) {
 	topo := topology.New()
 	src := topology.AddSource(topo, "src", []string{"a", "b"}, serde.String(), serde.String())

@@ -42,10 +42,7 @@ func ParseTaskID(s string) (TaskID, error) {
 // on the task's goroutine and must not block for long; delivery failures are the driver's to
 // handle (asynchronously, through the production error handler).
 type Collector interface {
-	// Send takes rec, which is valid only during the call: a collector that keeps the record
-	// copies it (the pointer lets a task build its records on its stack, with no copy and no
-	// allocation per record).
-	Send(rec *OutRecord)
+	Send(rec OutRecord)
 	// PartitionCount returns the number of partitions of topic, for sinks with a partitioner.
 	PartitionCount(topic string) (int32, error)
 }
@@ -649,7 +646,7 @@ func (t *Task) sendDeadLetter(re *RecordError) {
 	} else {
 		out.Headers = DeadLetterHeaders(nil, re)
 	}
-	t.collector.Send(&out)
+	t.collector.Send(out)
 }
 
 // unwrapFatal turns the internal fatal marker into the *RecordError it carries.
