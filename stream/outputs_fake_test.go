@@ -39,25 +39,12 @@ func TestManyOutputsPerInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := kafkatest.RunApp(t, app)
-
-	cl := kafkatest.Client(t, brokers)
+	var inputs []*kgo.Record
 	for i := 0; i < n; i++ {
-		cl.Produce(context.Background(), &kgo.Record{Topic: "many-in", Key: []byte(strconv.Itoa(i)), Value: serde8(int64(i)),
-			Headers: []kgo.RecordHeader{{Key: "i", Value: []byte(strconv.Itoa(i))}}}, nil)
+		inputs = append(inputs, &kgo.Record{Topic: "many-in", Key: []byte(strconv.Itoa(i)), Value: serde8(int64(i)),
+			Headers: []kgo.RecordHeader{{Key: "i", Value: []byte(strconv.Itoa(i))}}})
 	}
-	if err := cl.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	for app.Metrics().RecordsProcessed < n && app.State() != "failed" {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := app.WaitIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	runOver(t, app, brokers, inputs)
 
 	check := func(topic string, js ...int) {
 		var want, got []string
@@ -92,6 +79,29 @@ func TestManyOutputsPerInput(t *testing.T) {
 	check("many-b", 2)
 }
 
+// runOver runs app, produces in, waits until the app has processed all of it and is idle, and
+// stops the app.
+func runOver(t *testing.T, app *stream.App, brokers []string, in []*kgo.Record) {
+	t.Helper()
+	ctx, stop := kafkatest.RunApp(t, app)
+	cl := kafkatest.Client(t, brokers)
+	for _, r := range in {
+		cl.Produce(context.Background(), r, nil)
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for app.Metrics().RecordsProcessed < int64(len(in)) && app.State() != "failed" {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := app.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func short(s string) string {
 	if len(s) > 60 {
 		return s[:30] + "..." + s[len(s)-30:]
@@ -118,23 +128,11 @@ func TestOutputsKeepTheirOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := kafkatest.RunApp(t, app)
-	cl := kafkatest.Client(t, brokers)
+	var inputs []*kgo.Record
 	for i := 0; i < n; i++ {
-		cl.Produce(context.Background(), &kgo.Record{Topic: "order-in", Key: []byte("k"), Value: serde8(int64(i))}, nil)
+		inputs = append(inputs, &kgo.Record{Topic: "order-in", Key: []byte("k"), Value: serde8(int64(i))})
 	}
-	if err := cl.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	for app.Metrics().RecordsProcessed < n && app.State() != "failed" {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := app.WaitIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	runOver(t, app, brokers, inputs)
 	recs := kafkatest.ReadAll(t, brokers, "order-out", false)
 	if len(recs) != n*fanout {
 		t.Fatalf("%d output records, want %d", len(recs), n*fanout)
