@@ -145,6 +145,14 @@ type faultFleet struct {
 	wg    sync.WaitGroup
 }
 
+// life returns the i-th process the fleet started (restarts included), under the fleet's lock:
+// a restart of an instance that exited on its own appends to lives from a timer's goroutine.
+func (f *faultFleet) life(i int) *proc {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lives[i]
+}
+
 func (f *faultFleet) start(name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -719,7 +727,7 @@ func TestFaultRecovery(t *testing.T) {
 			}
 			fleet.start("a")
 			waitFor(t, "the first half to be processed", 2*time.Minute, func() bool {
-				return lastMetrics(fleet.lives[0]).RecordsProcessed >= int64(2*half) // echo and aggregate
+				return lastMetrics(fleet.life(0)).RecordsProcessed >= int64(2*half) // echo and aggregate
 			})
 			// Kill while the second half streams in, after some of it is committed: work in flight
 			// is lost with the process.
@@ -742,7 +750,7 @@ func TestFaultRecovery(t *testing.T) {
 				if g == "exactly_once" { // committed, so the checkpoint has moved
 					return len(kafkatest.ReadAll(t, brokers, app+"-aggs-changelog", true)) >= half+half/4
 				}
-				return lastMetrics(fleet.lives[0]).RecordsProcessed >= int64(2*(half+half/4))
+				return lastMetrics(fleet.life(0)).RecordsProcessed >= int64(2*(half+half/4))
 			})
 			fleet.kill("a")
 			changelog := kafkatest.ReadAll(t, brokers, app+"-aggs-changelog", true)
@@ -754,7 +762,7 @@ func TestFaultRecovery(t *testing.T) {
 				return coveredAgg(input, kafkatest.ReadAll(t, brokers, outAgg, true)) == c.records &&
 					coveredEcho(input, kafkatest.ReadAll(t, brokers, outEcho, true)) == c.records
 			})
-			restarted := fleet.lives[1]
+			restarted := fleet.life(1)
 			m := lastMetrics(restarted)
 			fleet.stop("a")
 			fleet.wg.Wait()
