@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -145,12 +146,19 @@ type faultFleet struct {
 	wg    sync.WaitGroup
 }
 
-// life returns the i-th process the fleet started (restarts included), under the fleet's lock:
-// a restart of an instance that exited on its own appends to lives from a timer's goroutine.
-func (f *faultFleet) life(i int) *proc {
+// record returns, under the fleet's lock, the processes it started (restarts included) and the
+// exits of instances that stopped on their own: a restart of such an instance appends to both
+// from a timer's goroutine.
+func (f *faultFleet) record() (lives []*proc, exits []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.lives[i]
+	return slices.Clone(f.lives), slices.Clone(f.exits)
+}
+
+// life returns the i-th process the fleet started.
+func (f *faultFleet) life(i int) *proc {
+	lives, _ := f.record()
+	return lives[i]
 }
 
 func (f *faultFleet) start(name string) {
@@ -379,8 +387,9 @@ func runFaultSuite(t *testing.T, cluster *kafkatest.Cluster, c faultConfig) {
 	fleet.wg.Wait()
 
 	v := verifyFault(t, brokers, adm, app, in, outEcho, outAgg, input, c.guarantee)
+	lives, exits := fleet.record()
 	var restored int64
-	for _, p := range fleet.lives {
+	for _, p := range lives {
 		m := lastMetrics(p)
 		v.aborts += int(m.TransactionsAborted)
 		restored += m.RecordsRestored
@@ -391,7 +400,7 @@ func runFaultSuite(t *testing.T, cluster *kafkatest.Cluster, c faultConfig) {
 		}
 	}
 	fenced := 0
-	for _, e := range fleet.exits {
+	for _, e := range exits {
 		if strings.Contains(e, "fenced") {
 			fenced++
 			continue
@@ -407,7 +416,7 @@ func runFaultSuite(t *testing.T, cluster *kafkatest.Cluster, c faultConfig) {
 	if v.lost != 0 || v.mismatched != 0 {
 		t.Errorf("%d lost, %d mismatched outputs: %s", v.lost, v.mismatched, strings.Join(v.examples, "; "))
 		if v.badKey != "" {
-			changelogForensics(t, brokers, app, v.badKey, fleet.lives)
+			changelogForensics(t, brokers, app, v.badKey, lives)
 		}
 	}
 	if c.guarantee == "exactly_once" && v.duplicated != 0 {
