@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/rifflestream/riffle/bench/workload"
 	"github.com/rifflestream/riffle/internal/kafkatest"
 )
@@ -113,6 +116,44 @@ func TestSmoke(t *testing.T) {
 	}
 	if len(back.Runs) != len(want) || back.Runs[0].RecordsPerSecond != rep.Runs[0].RecordsPerSecond {
 		t.Errorf("results/*.json read back differ: %+v", back)
+	}
+
+	// Every run's topics are deleted after it (a benchmark of many repetitions filled the disk
+	// when they were not): the input and the outputs are no longer listed.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var left []string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		listed, err := kadm.NewClient(cl).ListTopics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		left = left[:0]
+		for _, r := range rep.Runs {
+			for _, topic := range []string{r.Input, r.Output} {
+				if listed.Has(topic) && !slices.Contains(left, topic) {
+					left = append(left, topic)
+				}
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(left) > 0 {
+		t.Errorf("topics left on the broker after the benchmark: %v", left)
+	}
+}
+
+func TestRunTopics(t *testing.T) {
+	listed := []string{"b-riffle-q0-out", "b-riffle-q0-agg-changelog", "b-riffle-q0x-out", "b-nexmark", "other"}
+	got := runTopics("b-riffle-q0-out", "b-riffle-q0", listed)
+	want := []string{"b-riffle-q0-out", "b-riffle-q0-agg-changelog"}
+	if !slices.Equal(got, want) {
+		t.Errorf("runTopics = %v, want %v (each once: a name twice fails the whole DeleteTopics request)", got, want)
 	}
 }
 

@@ -52,8 +52,12 @@ func (e *env) deleteTopics(ctx context.Context, topics ...string) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := e.adm.DeleteTopics(ctx, topics...); err != nil {
-		e.log.Debug("deleting topics", "topics", topics, "err", err)
+	resps, err := e.adm.DeleteTopics(ctx, topics...)
+	if err == nil {
+		err = resps.Error()
+	}
+	if err != nil {
+		e.log.Warn("deleting topics", "topics", topics, "err", err)
 	}
 }
 
@@ -62,18 +66,29 @@ func (e *env) deleteTopics(ctx context.Context, topics ...string) {
 func (e *env) cleanUp(output, appID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	topics := []string{output}
-	if listed, err := e.adm.ListTopics(ctx); err == nil {
-		for _, t := range listed.Names() {
-			if strings.HasPrefix(t, appID+"-") {
-				topics = append(topics, t)
-			}
-		}
+	var listed []string
+	if l, err := e.adm.ListTopics(ctx); err == nil {
+		listed = l.Names()
 	}
-	e.deleteTopics(ctx, topics...)
+	e.deleteTopics(ctx, runTopics(output, appID, listed)...)
 	// A member that did not leave on close keeps the group until its session times out; then the
 	// group is only an idle entry, harmless to later runs.
 	_, _ = e.adm.DeleteGroups(ctx, appID)
+}
+
+// runTopics returns the topics of one run among listed: its output and its application's
+// internal topics (<app-id>-...), each once. The output topic is named <app-id>-out, so it is
+// among the internal topics' prefix too: a name twice in one DeleteTopics request makes the
+// broker refuse the whole request (INVALID_REQUEST), which left every run's output on the broker
+// until the disk filled.
+func runTopics(output, appID string, listed []string) []string {
+	topics := []string{output}
+	for _, t := range listed {
+		if t != output && strings.HasPrefix(t, appID+"-") {
+			topics = append(topics, t)
+		}
+	}
+	return topics
 }
 
 // stableOffsets returns the last stable offset of every partition of topic (ListOffsets with
