@@ -144,6 +144,7 @@ func (s *KeyValueSpec[K, V]) open(m *Manager, ctx topology.StoreContext) (topolo
 // kvStore is a KeyValueSpec opened for one task.
 type kvStore[K, V any] struct {
 	spec    *KeyValueSpec[K, V]
+	out     topology.OutRecord // the changelog record sent, reused (see topology.Collector)
 	ctx     topology.StoreContext
 	view    View
 	topic   string // the topic serdes are called with: the changelog, or the store name
@@ -315,8 +316,9 @@ func (s *kvStore[K, V]) sendChangelog(kb, vb []byte, ts int64) {
 		ts = min(ts, s.nowBound)
 	}
 	s.logged = max(s.logged, ts)
-	s.ctx.Collector.Send(topology.OutRecord{Topic: s.ctx.Changelog, Partition: s.ctx.Task.Partition,
-		Key: kb, Value: vb, Timestamp: time.UnixMilli(ts), Changelog: true})
+	s.out = topology.OutRecord{Topic: s.ctx.Changelog, Partition: s.ctx.Task.Partition,
+		Key: kb, Value: vb, Timestamp: time.UnixMilli(ts), Changelog: true}
+	s.ctx.Collector.Send(&s.out)
 }
 
 // Dirty reports whether writes wait for a flush.

@@ -19,7 +19,7 @@ import (
 // capture is a Collector that prints what a store emits.
 type capture struct{ out []string }
 
-func (c *capture) Send(r topology.OutRecord) {
+func (c *capture) Send(r *topology.OutRecord) {
 	v := "<tombstone>"
 	if r.Value != nil {
 		v = string(r.Value)

@@ -15,7 +15,7 @@ import (
 // benchmark measures the task, not a sink.
 type countingCollector struct{ n, sum int }
 
-func (c *countingCollector) Send(o topology.OutRecord) { c.n++; c.sum += len(o.Value) }
+func (c *countingCollector) Send(o *topology.OutRecord) { c.n++; c.sum += len(o.Value) }
 func (c *countingCollector) PartitionCount(string) (int32, error) {
 	return 1, nil
 }
@@ -97,7 +97,7 @@ func BenchmarkStatelessChain(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			raw := topology.RawRecord{Topic: "in", Offset: int64(i), Key: key, Value: vals[i%n], Timestamp: ts}
 			if keep(raw.Value) {
-				col.Send(topology.OutRecord{Topic: "out", Partition: -1, Key: raw.Key, Value: convert(raw.Value), Timestamp: raw.Timestamp})
+				col.Send(&topology.OutRecord{Topic: "out", Partition: -1, Key: raw.Key, Value: convert(raw.Value), Timestamp: raw.Timestamp})
 			}
 		}
 		b.StopTimer()

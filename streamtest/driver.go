@@ -403,7 +403,7 @@ type collector struct {
 	task topology.TaskID
 }
 
-func (c collector) Send(rec topology.OutRecord) {
+func (c collector) Send(rec *topology.OutRecord) {
 	off, err := c.d.appendAt(rec.Topic, rec.Partition, stored{key: rec.Key, value: rec.Value, ts: rec.Timestamp, headers: rec.Headers})
 	if err != nil {
 		_ = c.d.fail(err)

@@ -304,6 +304,8 @@ type sinkNode[K, V any] struct {
 	valueApp serde.Appender[V]
 	// keyBytes and valueBytes: see sourceNode.keyBytes.
 	keyBytes, valueBytes bool
+	// out is the record sent, reused (see Collector.Send).
+	out OutRecord
 }
 
 // bytesSerialized is what serde.Bytes().Serialize returns for b: b, or an empty slice for nil (a
@@ -385,8 +387,17 @@ func (s *sinkNode[K, V]) process(rec *Record[K, V]) (err error) {
 		}
 		partition = p
 	}
-	s.task.collector.Send(OutRecord{Topic: topic, Partition: partition, Key: key, Value: value,
-		Timestamp: rec.Timestamp, Headers: rec.Headers})
+	// Field by field into the node's record (see Collector.Send), the topic only when it is
+	// another string (internal/strs.Same).
+	o := &s.out
+	if !strs.Same(o.Topic, topic) {
+		o.Topic = topic
+	}
+	o.Partition, o.Key, o.Value, o.Timestamp = partition, key, value, rec.Timestamp
+	if o.Headers != nil || rec.Headers != nil {
+		o.Headers = rec.Headers
+	}
+	s.task.collector.Send(o)
 	return nil
 }
 

@@ -42,7 +42,11 @@ func ParseTaskID(s string) (TaskID, error) {
 // on the task's goroutine and must not block for long; delivery failures are the driver's to
 // handle (asynchronously, through the production error handler).
 type Collector interface {
-	Send(rec OutRecord)
+	// Send takes rec, which is valid during the call only: the sender reuses it for its next
+	// record, so a collector copies what it keeps (the slices rec points to stay valid).
+	// By pointer, not by value: a 128-byte record passed by value was stored field by field
+	// and read back whole, a stall on every output record.
+	Send(rec *OutRecord)
 	// PartitionCount returns the number of partitions of topic, for sinks with a partitioner.
 	PartitionCount(topic string) (int32, error)
 }
@@ -646,7 +650,7 @@ func (t *Task) sendDeadLetter(re *RecordError) {
 	} else {
 		out.Headers = DeadLetterHeaders(nil, re)
 	}
-	t.collector.Send(out)
+	t.collector.Send(&out)
 }
 
 // unwrapFatal turns the internal fatal marker into the *RecordError it carries.

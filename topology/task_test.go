@@ -18,7 +18,7 @@ type recorder struct {
 	counts map[string]int32
 }
 
-func (r *recorder) Send(rec topology.OutRecord) { r.out = append(r.out, rec) }
+func (r *recorder) Send(rec *topology.OutRecord) { r.out = append(r.out, *rec) }
 func (r *recorder) PartitionCount(topic string) (int32, error) {
 	if n, ok := r.counts[topic]; ok {
 		return n, nil

@@ -231,7 +231,7 @@ func fromKgoHeaders(h []kgo.RecordHeader) topology.Headers {
 // the runner's current epoch.
 type runnerCollector struct{ r *runner }
 
-func (c runnerCollector) Send(o topology.OutRecord) {
+func (c runnerCollector) Send(o *topology.OutRecord) {
 	r := c.r
 	var slot *atomic.Int64
 	if o.Changelog {

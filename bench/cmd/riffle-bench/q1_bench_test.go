@@ -13,7 +13,7 @@ import (
 // so the benchmark measures the processing, not a producer.
 type outCounter struct{ n, sum int }
 
-func (c *outCounter) Send(o topology.OutRecord)            { c.n++; c.sum += len(o.Value) }
+func (c *outCounter) Send(o *topology.OutRecord)           { c.n++; c.sum += len(o.Value) }
 func (c *outCounter) PartitionCount(string) (int32, error) { return 1, nil }
 
 // q1Events returns n encoded Nexmark events and their keys, as the benchmark loads them.
@@ -69,7 +69,7 @@ func BenchmarkQ1Processing(b *testing.B) {
 			}
 			out := nexmark.AppendBid(slab[len(slab):len(slab):cap(slab)], &bid)
 			slab = slab[:len(slab)+len(out)]
-			col.Send(topology.OutRecord{Topic: "out", Partition: -1, Key: keys[i%n], Value: out, Timestamp: ts})
+			col.Send(&topology.OutRecord{Topic: "out", Partition: -1, Key: keys[i%n], Value: out, Timestamp: ts})
 		}
 		b.StopTimer()
 		checkQ1(b, col, bids, n)
@@ -161,7 +161,7 @@ func BenchmarkQ2Processing(b *testing.B) {
 			}
 			if keep {
 				slab = slab[:len(slab)+len(out)]
-				col.Send(topology.OutRecord{Topic: "out", Partition: -1, Key: keys[i%n], Value: out, Timestamp: ts})
+				col.Send(&topology.OutRecord{Topic: "out", Partition: -1, Key: keys[i%n], Value: out, Timestamp: ts})
 			}
 		}
 		b.StopTimer()
