@@ -138,13 +138,14 @@ func (s *KeyValueSpec[K, V]) open(m *Manager, ctx topology.StoreContext) (topolo
 		topic = s.name
 	}
 	return &kvStore[K, V]{spec: s, ctx: ctx, view: view, topic: topic, buf: btree.NewG(16, lessEntry[K, V]),
-		caching: s.opts.caching, budget: s.opts.bufferBytes}, nil
+		caching: s.opts.caching, budget: s.opts.bufferBytes,
+		out: topology.OutRecord{Topic: ctx.Changelog, Partition: ctx.Task.Partition, Changelog: true}}, nil
 }
 
 // kvStore is a KeyValueSpec opened for one task.
 type kvStore[K, V any] struct {
 	spec    *KeyValueSpec[K, V]
-	out     topology.OutRecord // the changelog record sent, reused (see topology.Collector)
+	out     topology.OutRecord // the changelog record sent: topic and partition set once, reused (see topology.Collector)
 	ctx     topology.StoreContext
 	view    View
 	topic   string // the topic serdes are called with: the changelog, or the store name
@@ -316,8 +317,7 @@ func (s *kvStore[K, V]) sendChangelog(kb, vb []byte, ts int64) {
 		ts = min(ts, s.nowBound)
 	}
 	s.logged = max(s.logged, ts)
-	s.out = topology.OutRecord{Topic: s.ctx.Changelog, Partition: s.ctx.Task.Partition,
-		Key: kb, Value: vb, Timestamp: time.UnixMilli(ts), Changelog: true}
+	s.out.Key, s.out.Value, s.out.Timestamp = kb, vb, time.UnixMilli(ts)
 	s.ctx.Collector.Send(&s.out)
 }
 

@@ -43,7 +43,8 @@ func ParseTaskID(s string) (TaskID, error) {
 // handle (asynchronously, through the production error handler).
 type Collector interface {
 	// Send takes rec, which is valid during the call only: the sender reuses it for its next
-	// record, so a collector copies what it keeps (the slices rec points to stay valid).
+	// record, so a collector copies what it keeps (the slices rec points to stay valid) and
+	// does not modify it (a sender may set some fields once, e.g. a store's changelog topic).
 	// By pointer, not by value: a 128-byte record passed by value was stored field by field
 	// and read back whole, a stall on every output record.
 	Send(rec *OutRecord)
