@@ -222,18 +222,20 @@ func TestEOSSmoke(t *testing.T) {
 }
 
 // TestVisibility checks first- and last-output times from samples of last stable offsets, with
-// transaction markers taking offsets.
+// transaction markers taking offsets, and from append times for a non-transactional output.
 func TestVisibility(t *testing.T) {
-	v := &visibility{}
+	start := time.Unix(1000, 0)
+	at := func(ms int64) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	v := &visibility{start: start, transactional: true}
 	v.sample(1, map[int32]int64{0: 0, 1: 0})
 	v.sample(2, map[int32]int64{0: 3, 1: 0}) // p0: records at 0, 1 and the marker at 2
 	v.sample(3, map[int32]int64{0: 2, 1: 4}) // a sample going back is clamped to the one before
 	v.sample(4, map[int32]int64{0: 6, 1: 4})
 	for _, o := range []int64{0, 1, 3, 4} { // p0: markers at 2 and 5
-		v.record(0, o)
+		v.record(0, o, at(100*o))
 	}
 	for _, o := range []int64{0, 1, 2} { // p1: marker at 3
-		v.record(1, o)
+		v.record(1, o, at(100*o))
 	}
 	if first, complete := v.times(7); first != 2 || complete != 4 {
 		t.Fatalf("times(7) = %v, %v; want 2, 4", first, complete)
@@ -241,8 +243,34 @@ func TestVisibility(t *testing.T) {
 	if _, complete := v.times(8); complete != 0 {
 		t.Fatalf("times(8): complete %v, want 0 (never)", complete)
 	}
+	if p := v.progress(7, 2); p != nil {
+		t.Fatalf("progress of a transactional output: %v, want none", p)
+	}
 	if first, _ := (&visibility{}).times(-1); first != -1 {
 		t.Fatalf("no records: first %v", first)
+	}
+
+	// Not transactional: the append times, in any order of reading, whatever the samples say.
+	v = &visibility{start: start}
+	v.sample(1, map[int32]int64{0: 0, 1: 0})
+	v.sample(2, map[int32]int64{0: 4, 1: 4})
+	for i, ms := range []int64{700, 150, 1250, 300, 90, 410, 980, 520} {
+		v.record(int32(i%2), int64(i/2), at(ms))
+	}
+	if first, complete := v.times(8); first != 0.09 || complete != 1.25 {
+		t.Fatalf("exact times(8) = %v, %v; want 0.09, 1.25", first, complete)
+	}
+	if _, complete := v.times(6); complete != 0.7 {
+		t.Fatalf("exact times(6): complete %v, want 0.7 (the 6th append)", complete)
+	}
+	if _, complete := v.times(9); complete != 0 {
+		t.Fatalf("exact times(9): complete %v, want 0 (only 8 records)", complete)
+	}
+	if p, want := v.progress(8, 4), []float64{0.15, 0.41, 0.7, 1.25}; !slices.Equal(p, want) {
+		t.Fatalf("progress(8, 4) = %v, want %v", p, want)
+	}
+	if p := v.progress(9, 4); p != nil {
+		t.Fatalf("progress with records missing: %v, want none", p)
 	}
 }
 

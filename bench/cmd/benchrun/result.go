@@ -44,8 +44,10 @@ type runResult struct {
 	DrainSeconds     float64 `json:"drain_seconds,omitempty"`
 	RecordsPerSecond float64 `json:"records_per_second,omitempty"` // Events / DrainSeconds
 	// FirstOutputSeconds: from process start until the output topic first had a record readable
-	// by a read_committed consumer (its last stable offsets polled every 50 ms, the records behind
-	// them counted once the output is read back); -1 if it never had one.
+	// by a read_committed consumer; -1 if it never had one. For a non-transactional output, the
+	// first append time the broker stamped on a record (exact to the millisecond); for a
+	// transactional one, from its last stable offsets polled every 50 ms, the records behind them
+	// counted once the output is read back (see visibility).
 	FirstOutputSeconds float64 `json:"first_output_seconds"`
 	// OutputCompleteSeconds (q0, q1, q2, whose output count is known): from process start until
 	// the output topic held every expected record, readable read_committed. Unlike DrainSeconds it
@@ -54,6 +56,10 @@ type runResult struct {
 	// RecordsPerSecondToOutput is Events / OutputCompleteSeconds.
 	OutputCompleteSeconds    float64 `json:"output_complete_seconds,omitempty"`
 	RecordsPerSecondToOutput float64 `json:"records_per_second_to_last_output,omitempty"`
+	// OutputProgressSeconds (q0, q1, q2, non-transactional outputs): from process start until
+	// 10%, 20%, ... 100% of the expected output records had been appended, from the times the
+	// broker stamped on them (load.StampAppendTime); the last is OutputCompleteSeconds.
+	OutputProgressSeconds []float64 `json:"output_progress_seconds,omitempty"`
 
 	// CPUSeconds is user + system time of the whole process life (rusage at exit, so it includes
 	// start-up and shutdown); CPUSecondsAtDrain is the same read from /proc when drained.

@@ -185,15 +185,29 @@ func ProduceTime(headers []kgo.RecordHeader) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// StampAppendTime is the topic config (for CreateTopic's extra) by which the broker stamps each
+// record with the time it appended it (its LogAppendTime), whatever timestamp the producer gave:
+// an output topic's records then say, to the millisecond, when each became readable (under
+// at-least-once; a transaction's records become readable when it commits).
+var StampAppendTime = []string{"message.timestamp.type", "LogAppendTime"}
+
 // CreateTopic creates topic with the given partitions (replication factor 1, the single test
 // broker) and waits until every partition has a leader. An existing topic is an error: every
 // benchmark run writes to fresh topics.
 //
 // The topic keeps its records whatever their timestamps (retention.ms=-1): event times start in
 // 2015 (nexmark.DefaultBaseTime), and time-based retention would otherwise delete them at once.
-func CreateTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32) error {
+// extra are further topic configs (name, value pairs), e.g. StampAppendTime.
+func CreateTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32, extra ...string) error {
+	if len(extra)%2 != 0 {
+		return fmt.Errorf("load: creating topic %s: topic configs %q are not name, value pairs", topic, extra)
+	}
 	forever := "-1"
-	resp, err := adm.CreateTopic(ctx, partitions, 1, map[string]*string{"retention.ms": &forever}, topic)
+	configs := map[string]*string{"retention.ms": &forever}
+	for i := 0; i < len(extra); i += 2 {
+		configs[extra[i]] = &extra[i+1]
+	}
+	resp, err := adm.CreateTopic(ctx, partitions, 1, configs, topic)
 	if err == nil {
 		err = resp.Err
 	}
