@@ -397,13 +397,27 @@ func (e *Engine) deadLetterPromise(rec *kgo.Record, err error) {
 
 // partitioner sends a record to the partition set on it (by a topology partitioner), keyed records
 // to murmur2(key) mod n like Kafka's Java producer, and records without a key to one partition
-// per batch (sticky, like the Java producer).
+// until stickyBytes of them went there, then to another (the Java producer's uniform sticky
+// partitioning, KIP-794).
+//
+// It does not implement kgo.TopicPartitionerOnNewBatch, on purpose: for a partitioner that does,
+// kgo holds the topic's partitioner lock while it buffers each record, which serializes every
+// task goroutine producing to the topic. (On the q1 benchmark's two cores, four tasks producing to
+// one output, that lock's slow path was ~1.5% of the process's CPU; without it the contention
+// moved to the producer's own lock and the total did not change measurably: bench/PROFILE.md,
+// twelfth round. With more cores producing at once, the serialization is what costs.)
 type partitioner struct{}
+
+// stickyBytes is how many bytes of records without a key go to one partition before the next is
+// chosen: kgo's default partitioner's figure (the Java producer's is its batch.size, 16 KiB).
+const stickyBytes = 64 << 10
 
 func (partitioner) ForTopic(string) kgo.TopicPartitioner { return &topicPartitioner{sticky: -1} }
 
+// topicPartitioner is one topic's; kgo calls it under the topic's lock.
 type topicPartitioner struct {
 	sticky int
+	left   int // bytes to send to sticky before the next partition is chosen
 }
 
 func (p *topicPartitioner) RequiresConsistency(r *kgo.Record) bool {
@@ -417,10 +431,13 @@ func (p *topicPartitioner) Partition(r *kgo.Record, n int) int {
 	if r.Key != nil {
 		return int(murmur2.Partition(r.Key, int32(n)))
 	}
-	if p.sticky < 0 || p.sticky >= n {
-		p.sticky = rand.IntN(n)
+	if p.sticky < 0 || p.sticky >= n || p.left <= 0 {
+		next := rand.IntN(n)
+		if n > 1 && next == p.sticky {
+			next = (next + 1 + rand.IntN(n-1)) % n // another partition, each alike
+		}
+		p.sticky, p.left = next, stickyBytes
 	}
+	p.left -= len(r.Value) + 1 // an empty value still takes a record's room
 	return p.sticky
 }
-
-func (p *topicPartitioner) OnNewBatch() { p.sticky = -1 }

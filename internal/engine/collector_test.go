@@ -5,6 +5,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rifflestream/riffle/internal/murmur2"
 	"github.com/rifflestream/riffle/topology"
 )
 
@@ -61,5 +64,60 @@ func TestMetaBlocksKeepEachRecordsMeta(t *testing.T) {
 	}
 	if r2.newMetaElem(topology.Origin{Topic: "in", Partition: 2}, nil).block() == first {
 		t.Fatal("a full block took one more record")
+	}
+}
+
+// The partitioner sends a record to its set partition, a keyed record to murmur2(key) mod n, and
+// records without a key to one partition for stickyBytes, then to another one; and it does not
+// make kgo hold the topic's lock while buffering (no OnNewBatch).
+func TestPartitioner(t *testing.T) {
+	tp := partitioner{}.ForTopic("out")
+	if _, ok := tp.(kgo.TopicPartitionerOnNewBatch); ok {
+		t.Fatal("the partitioner implements OnNewBatch: kgo would serialize the tasks producing to a topic")
+	}
+	const n = 6
+	for i := range 100 {
+		key := []byte(fmt.Sprintf("key-%d", i))
+		r := &kgo.Record{Key: key, Partition: -1}
+		if !tp.RequiresConsistency(r) {
+			t.Fatal("a keyed record does not require consistency")
+		}
+		if got, want := tp.Partition(r, n), int(murmur2.Partition(key, n)); got != want {
+			t.Fatalf("key %q: partition %d, want %d", key, got, want)
+		}
+		set := &kgo.Record{Key: key, Partition: int32(i % n)}
+		if got := tp.Partition(set, n); got != i%n {
+			t.Fatalf("record set to partition %d went to %d", i%n, got)
+		}
+	}
+	value := make([]byte, 1000)
+	var runs []int // lengths of the runs of records to one partition
+	counts := make([]int, n)
+	last, run := -1, 0
+	for range 20_000 {
+		r := &kgo.Record{Value: value, Partition: -1}
+		if tp.RequiresConsistency(r) {
+			t.Fatal("a record without a key or partition requires consistency")
+		}
+		p := tp.Partition(r, n)
+		counts[p]++
+		if p != last && last >= 0 {
+			runs = append(runs, run)
+			run = 0
+		}
+		last = p
+		run++
+	}
+	// 64 KiB of 1,001-byte records: 66 per partition, then another partition.
+	want := (stickyBytes + 1000) / 1001
+	for i, l := range runs {
+		if l != want {
+			t.Fatalf("run %d: %d records to one partition, want %d", i, l, want)
+		}
+	}
+	for p, c := range counts {
+		if c < 20_000/n/2 {
+			t.Fatalf("partition %d got %d of 20,000 records: %v", p, c, counts)
+		}
 	}
 }
