@@ -103,12 +103,17 @@ func setup(t *testing.T, brokers []string, partitions int32) topics {
 	return tp
 }
 
-func TestEngineOneInstance(t *testing.T) {
+func TestEngineOneInstance(t *testing.T) { oneInstance(t) }
+
+// The same with the stateless task processed on the poll loop (stream.InlineStatelessTasks).
+func TestEngineOneInstanceInline(t *testing.T) { oneInstance(t, stream.InlineStatelessTasks()) }
+
+func oneInstance(t *testing.T, opts ...stream.AppOption) {
 	brokers := kafkatest.Brokers(t)
 	tp := setup(t, brokers, 4)
 	p := newProducer(t, brokers, tp.in, 50)
 	p.send(t, 2000)
-	app := echoApp(t, brokers, tp.app, tp.in, tp.out, "solo", nil)
+	app := echoApp(t, brokers, tp.app, tp.in, tp.out, "solo", nil, opts...)
 	stop := runApp(t, app)
 	p.send(t, 1000) // while running
 	out := waitComplete(t, brokers, tp.out, p, 60*time.Second)
@@ -204,7 +209,13 @@ func TestEngineThreeInstances(t *testing.T) {
 
 // Scale 1 -> 3 -> 1 while records flow: nothing is lost, and the group rebalances a bounded number
 // of times.
-func TestEngineScaleOutAndIn(t *testing.T) {
+func TestEngineScaleOutAndIn(t *testing.T) { scaleOutAndIn(t) }
+
+// The same with the stateless tasks processed on the poll loop (stream.InlineStatelessTasks):
+// revocations and assignments land between polls, while no task is processed.
+func TestEngineScaleOutAndInInline(t *testing.T) { scaleOutAndIn(t, stream.InlineStatelessTasks()) }
+
+func scaleOutAndIn(t *testing.T, opts ...stream.AppOption) {
 	brokers := kafkatest.Brokers(t)
 	tp := setup(t, brokers, 6)
 	p := newProducer(t, brokers, tp.in, 60)
@@ -226,11 +237,11 @@ func TestEngineScaleOutAndIn(t *testing.T) {
 		}
 	}()
 
-	first := echoApp(t, brokers, tp.app, tp.in, tp.out, "first", o)
+	first := echoApp(t, brokers, tp.app, tp.in, tp.out, "first", o, opts...)
 	stopFirst := runApp(t, first)
 	waitFor(t, "the first instance to own all 6 tasks", 60*time.Second, func() bool { return len(first.Tasks()) == 6 })
-	second := echoApp(t, brokers, tp.app, tp.in, tp.out, "second", o)
-	third := echoApp(t, brokers, tp.app, tp.in, tp.out, "third", o)
+	second := echoApp(t, brokers, tp.app, tp.in, tp.out, "second", o, opts...)
+	third := echoApp(t, brokers, tp.app, tp.in, tp.out, "third", o, opts...)
 	stopSecond, stopThird := runApp(t, second), runApp(t, third)
 	waitFor(t, "2 tasks per instance", 60*time.Second, func() bool {
 		return len(first.Tasks()) == 2 && len(second.Tasks()) == 2 && len(third.Tasks()) == 2

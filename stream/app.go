@@ -69,6 +69,7 @@ type appConfig struct {
 	cleanupDelay      time.Duration
 	restoreConc       int
 	restoreConcSet    bool
+	inlineStateless   bool
 }
 
 // AppID sets the application id: the consumer group id and the prefix of the app's internal
@@ -203,6 +204,22 @@ func RestoreConcurrency(n int) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.restoreConc, c.restoreConcSet = n, true })
 }
 
+// InlineStatelessTasks processes the records of stateless tasks on the goroutine that polls
+// Kafka, right after each poll, instead of on a goroutine per task: the shape of a hand-written
+// consume -> transform -> produce loop, and of a Kafka Streams stream thread. At-least-once only
+// (NewApp refuses it with ExactlyOnce); tasks with state stores keep their own goroutines.
+//
+// It saves the hand-off of each record between goroutines and, above all, the contention of
+// several task goroutines producing through the one Kafka client: ~6% less CPU per record on the
+// q1 benchmark on two cores (bench/PROFILE.md). What it costs: the stateless tasks of an instance
+// no longer run in parallel with each other, and a slow one delays the others and the polling
+// (which is then the backpressure). Use it for stateless apps on instances of one or two cores,
+// and scale them with replicas; keep the default where one instance runs many tasks on many
+// cores, or where one task's slow records must not hold up the others.
+func InlineStatelessTasks() AppOption {
+	return appOptionFunc(func(c *appConfig) { c.inlineStateless = true })
+}
+
 var appIDRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,200}$`)
 
 // App runs a topology as a member of a Kafka consumer group: start as many replicas as you like
@@ -249,6 +266,9 @@ func NewApp(b *Builder, opts ...AppOption) (*App, error) {
 	if cfg.guarantee != AtLeastOnce && cfg.guarantee != ExactlyOnce {
 		errs = append(errs, fmt.Errorf("stream: NewApp: unknown processing guarantee %d", cfg.guarantee))
 	}
+	if cfg.inlineStateless && cfg.guarantee == ExactlyOnce {
+		errs = append(errs, errors.New("stream: NewApp: InlineStatelessTasks is for at-least-once processing; it cannot be used with ExactlyOnce"))
+	}
 	if cfg.maxBuffered <= 0 {
 		errs = append(errs, fmt.Errorf("stream: NewApp: MaxBufferedRecordsPerPartition(%d) must be positive", cfg.maxBuffered))
 	}
@@ -288,6 +308,7 @@ func NewApp(b *Builder, opts ...AppOption) (*App, error) {
 		CommitInterval:          cfg.commitInterval,
 		OffsetReset:             cfg.reset,
 		MaxBufferedPerPartition: cfg.maxBuffered,
+		InlineStateless:         cfg.inlineStateless,
 		ReplicationFactor:       cfg.replication,
 		CreateDeadLetterTopic:   cfg.handlersSet,
 		PurgeInterval:           cfg.purgeInterval,

@@ -2,7 +2,6 @@ package stream_test
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -14,13 +13,20 @@ import (
 	"github.com/rifflestream/riffle/stream"
 )
 
-// The app end to end on the in-process fake broker: every input reaches the output, doubled.
+// The app end to end on the in-process fake broker: every input reaches the output, doubled, once,
+// in each key's order; with the task goroutines and with the tasks processed on the poll loop.
 func TestAppOnFakeBroker(t *testing.T) {
+	t.Run("task goroutines", func(t *testing.T) { appOnFakeBroker(t) })
+	t.Run("inline", func(t *testing.T) { appOnFakeBroker(t, stream.InlineStatelessTasks()) })
+}
+
+func appOnFakeBroker(t *testing.T, opts ...stream.AppOption) {
 	_, brokers := kafkatest.Fake(t, kfakeSeed("in", 4), kfakeSeed("out", 4))
 	b := stream.NewBuilder()
 	in := stream.From(b, "in", serde.String(), serde.Int64())
 	stream.MapValues(in, func(v int64) (int64, error) { return v * 2, nil }).To("out", nil, nil)
-	app, err := stream.NewApp(b, stream.AppID("fake-app"), stream.Brokers(brokers...), stream.CommitInterval(100*time.Millisecond))
+	app, err := stream.NewApp(b, append([]stream.AppOption{stream.AppID("fake-app"), stream.Brokers(brokers...),
+		stream.CommitInterval(100 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,14 +53,21 @@ func TestAppOnFakeBroker(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	sum := int64(0)
+	last := map[string]int64{} // per key, the last doubled input seen
 	for _, r := range got {
 		v, _ := serde.Int64().Deserialize("out", r.Value)
 		sum += v
+		if prev, ok := last[string(r.Key)]; ok && v <= prev {
+			t.Fatalf("key %s: %d after %d, out of order", r.Key, v, prev)
+		}
+		last[string(r.Key)] = v
 	}
 	if len(got) != n || sum != int64(n*(n-1)) {
 		t.Fatalf("got %d records summing to %d, want %d summing to %d", len(got), sum, n, n*(n-1))
 	}
-	fmt.Println(app.Metrics())
+	if m := app.Metrics(); m.RecordsProcessed != n || m.RecordsProduced != n {
+		t.Fatalf("metrics: %d processed, %d produced; want %d each", m.RecordsProcessed, m.RecordsProduced, n)
+	}
 }
 
 func serde8(v int64) []byte { b, _ := serde.Int64().Serialize("", v); return b }

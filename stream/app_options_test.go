@@ -30,6 +30,7 @@ func TestNewAppChecksOptions(t *testing.T) {
 		{"restore concurrency", append(ok, stream.RestoreConcurrency(0)), "RestoreConcurrency(0) must be positive"},
 		{"replication", append(ok, stream.ReplicationFactor(0)), "ReplicationFactor(0) must be positive"},
 		{"nil option", append(ok, nil), "a nil option"},
+		{"inline under exactly-once", append(ok, stream.InlineStatelessTasks(), stream.ProcessingGuarantee(stream.ExactlyOnce)), "InlineStatelessTasks is for at-least-once"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := stream.NewApp(build(), c.opts...)
@@ -38,7 +39,7 @@ func TestNewAppChecksOptions(t *testing.T) {
 			}
 		})
 	}
-	if _, err := stream.NewApp(build(), append(ok, stream.RestoreConcurrency(3), stream.MaxBufferedRecordsPerPartition(100))...); err != nil {
+	if _, err := stream.NewApp(build(), append(ok, stream.RestoreConcurrency(3), stream.MaxBufferedRecordsPerPartition(100), stream.InlineStatelessTasks())...); err != nil {
 		t.Fatalf("NewApp with good options: %v", err)
 	}
 }

@@ -96,3 +96,26 @@ func ExampleBuilder_Describe() {
 	//     Sink: KSTREAM-SINK-0000000006 (topic: page-clicks)
 	//       <-- clicks-by-page-repartition-source
 }
+
+// A stateless app whose tasks run on the goroutine that polls Kafka: for small instances (one or
+// two cores) scaled with replicas. NewApp connects to nothing; App.Run would.
+func ExampleInlineStatelessTasks() {
+	build := func() *stream.Builder {
+		b := stream.NewBuilder()
+		stream.From(b, "clicks", serde.String(), serde.String()).
+			Filter(func(_, url string) bool { return strings.HasPrefix(url, "https://") }).
+			To("secure-clicks", serde.String(), serde.String())
+		return b
+	}
+	app, err := stream.NewApp(build(), stream.AppID("clicks"), stream.Brokers("localhost:9092"),
+		stream.InlineStatelessTasks())
+	fmt.Println(app != nil, err)
+
+	// Exactly-once keeps the task goroutines: NewApp says so.
+	_, err = stream.NewApp(build(), stream.AppID("clicks"), stream.Brokers("localhost:9092"),
+		stream.InlineStatelessTasks(), stream.ProcessingGuarantee(stream.ExactlyOnce))
+	fmt.Println(err)
+	// Output:
+	// true <nil>
+	// stream: NewApp: InlineStatelessTasks is for at-least-once processing; it cannot be used with ExactlyOnce
+}

@@ -58,6 +58,10 @@ type Config struct {
 	MaxBufferedPerPartition int
 	// ReplicationFactor of the internal topics the app creates; -1 for the broker's default.
 	ReplicationFactor int16
+	// InlineStateless makes the poll loop process the records of ready stateless tasks itself,
+	// right after each poll, instead of handing them to the tasks' goroutines (at-least-once
+	// only; see runner.processInline).
+	InlineStateless bool
 	// PurgeInterval is the least time between two purges of consumed repartition records.
 	// Default 30s (Kafka Streams' repartition.purge.interval.ms).
 	PurgeInterval time.Duration
@@ -317,6 +321,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.CommitInterval <= 0 {
 		return nil, fmt.Errorf("engine: commit interval %v must be positive", cfg.CommitInterval)
 	}
+	if cfg.InlineStateless && cfg.Guarantee == ExactlyOnce {
+		return nil, errors.New("engine: inline stateless tasks are for at-least-once processing only")
+	}
 	if cfg.StateCleanupDelay <= 0 {
 		cfg.StateCleanupDelay = 10 * time.Minute
 	}
@@ -541,6 +548,7 @@ func (e *Engine) newClient() error {
 // rebalance callback runs between a poll and AllowRebalance, so records of a partition being
 // revoked are never handed to a task that no longer owns it.
 func (e *Engine) pollLoop(ctx context.Context) {
+	var inline []*runner // the tasks this poll's records are for, to process here (InlineStateless)
 	defer func() {
 		e.pollMu.Lock()
 		e.pollExited = true
@@ -628,10 +636,20 @@ func (e *Engine) pollLoop(ctx context.Context) {
 				e.firstPolled[tp] = p.Records[0].Offset
 			}
 			if r := e.byPartition[tp]; r != nil {
-				r.enqueue(p.Topic, p.Records)
+				if r.enqueue(p.Topic, p.Records) && !r.listed {
+					r.listed = true
+					inline = append(inline, r)
+				}
 			}
 		})
 		e.mu.Unlock()
+		// Before AllowRebalance: no task is revoked while the poll loop processes its records.
+		for i, r := range inline {
+			r.listed = false
+			r.processInline()
+			inline[i] = nil
+		}
+		inline = inline[:0]
 		e.cl.AllowRebalance()
 	}
 }

@@ -61,7 +61,7 @@ func (e *Engine) txnEnter(r *runner) bool {
 		e.txnMu.Unlock()
 		select {
 		case f := <-r.ctrl:
-			f()
+			r.control(f)
 		case <-over:
 		case <-r.quit:
 			return false
