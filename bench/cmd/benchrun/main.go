@@ -68,7 +68,7 @@ func defaultConfig() config {
 		partitions:       4,
 		seed:             1,
 		workloads:        workload.All,
-		systems:          []string{refRiffle, refBare, refKafkaStreams},
+		systems:          []string{refRiffle, refRiffleInline, refBare, refKafkaStreams},
 		threads:          2,
 		latencyWorkloads: []workload.Name{workload.Q0, workload.Q1, workload.Q2, workload.Count},
 		rate:             20_000,

@@ -47,6 +47,17 @@ var systems = []system{
 		command:   goCommand("riffle-bench"),
 		profiles:  true,
 	},
+	// Riffle with its stateless tasks processed on the poll loop (stream.InlineStatelessTasks),
+	// the shape of the bare loop; on the stateless workloads only (the stateful ones run alike).
+	{
+		name:      refRiffleInline,
+		about:     "Riffle with stream.InlineStatelessTasks (bench/cmd/riffle-bench -inline)",
+		workloads: []workload.Name{workload.Q0, workload.Q1, workload.Q2},
+		missing:   goCommandMissing("riffle-bench"),
+		build:     goBuild("riffle-bench"),
+		command:   func(e *env) []string { return []string{filepath.Join(e.binDir(), "riffle-bench"), "-inline"} },
+		profiles:  true,
+	},
 	{
 		name:      "bare",
 		about:     "the bare franz-go consume -> transform -> produce loop (bench/cmd/bare)",
@@ -120,6 +131,7 @@ const (
 	refKafkaStreams = "kafkastreams"
 	refBare         = "bare"
 	refRiffle       = "riffle"
+	refRiffleInline = "riffle-inline"
 )
 
 func findSystem(name string) (system, bool) {

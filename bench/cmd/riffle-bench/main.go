@@ -41,6 +41,7 @@ func main() {
 	flag.StringVar(&c.stateDir, "state-dir", "", "directory for local state")
 	flag.StringVar(&c.guarantee, "guarantee", "at_least_once", "at_least_once or exactly_once")
 	flag.DurationVar(&c.commitInterval, "commit-interval", workload.CommitInterval, "commit interval")
+	flag.BoolVar(&c.inline, "inline", false, "process stateless tasks on the poll loop (stream.InlineStatelessTasks; at_least_once only)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
 	flag.Parse()
 
@@ -68,6 +69,7 @@ func main() {
 }
 
 type config struct {
+	inline                                                       bool
 	workload, brokers, input, output, appID, stateDir, guarantee string
 	threads                                                      int
 	commitInterval                                               time.Duration
@@ -107,7 +109,7 @@ func run(ctx context.Context, log *slog.Logger, c config, w workload.Name, g str
 	if err != nil {
 		return err
 	}
-	app, err := stream.NewApp(b,
+	opts := []stream.AppOption{
 		stream.AppID(c.appID),
 		stream.Brokers(strings.Split(c.brokers, ",")...),
 		stream.StateDir(c.stateDir),
@@ -120,7 +122,11 @@ func run(ctx context.Context, log *slog.Logger, c config, w workload.Name, g str
 			kgo.ProducerBatchMaxBytes(workload.ProducerBatchBytes),
 			kgo.ProducerLinger(workload.ProducerLinger),
 		),
-	)
+	}
+	if c.inline {
+		opts = append(opts, stream.InlineStatelessTasks())
+	}
+	app, err := stream.NewApp(b, opts...)
 	if err != nil {
 		return err
 	}
