@@ -493,3 +493,23 @@ func TestWriteResultsKeepsOtherFiles(t *testing.T) {
 		t.Fatalf("files %v, want %v", got, want)
 	}
 }
+
+// Each repetition starts with the next system, and every system keeps its turn.
+func TestRotated(t *testing.T) {
+	sys := []system{{name: "a"}, {name: "b"}, {name: "c"}}
+	for k, want := range []string{"abc", "bca", "cab", "abc"} {
+		got := ""
+		for _, s := range rotated(sys, k) {
+			got += s.name
+		}
+		if got != want {
+			t.Fatalf("rotated(%d) = %s, want %s", k, got, want)
+		}
+	}
+	if got := rotated(nil, 2); len(got) != 0 {
+		t.Fatalf("rotated(nil) = %v", got)
+	}
+	if sys[0].name != "a" {
+		t.Fatal("rotated changed its input")
+	}
+}

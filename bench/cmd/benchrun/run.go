@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -157,7 +158,7 @@ func run(ctx context.Context, log *slog.Logger, cfg config) (*report, error) {
 			if cfg.reps == 1 && !cfg.eos {
 				repNo = 0 // the main benchmark's names carry no repetition
 			}
-			for _, s := range selected {
+			for _, s := range rotated(selected, i-1) {
 				if !s.supports(w) {
 					continue
 				}
@@ -278,6 +279,53 @@ func (e *env) pauseBetweenRuns(ctx context.Context) {
 	case <-ctx.Done():
 	case <-time.After(e.cfg.pause):
 	}
+	e.waitBrokerQuiet(ctx)
+}
+
+// rotated returns systems in their order shifted by k (repetition k+1 starts with the k-th): each
+// system runs in each position of a repetition in turn, so none always runs right after the same
+// one (Kafka Streams, the heaviest, left the broker busy for whoever came next) or first after a
+// workload's input was loaded.
+func rotated(systems []system, k int) []system {
+	if len(systems) == 0 {
+		return nil
+	}
+	k %= len(systems)
+	return append(slices.Clone(systems[k:]), systems[:k]...)
+}
+
+// Broker quiet: below quietShare of a core over a quietWindow, waited for at most quietMax.
+const (
+	quietWindow = 250 * time.Millisecond
+	quietShare  = 0.10
+	quietMax    = 15 * time.Second
+)
+
+// waitBrokerQuiet waits, when benchrun started the broker, until the broker uses less than
+// quietShare of a core, for at most quietMax: after a run the broker deletes its topics and
+// files, compacts changelogs and collects its garbage, and that work is the next run's noise on
+// two shared cores (seen: after Kafka Streams' drains, the next system's run found the broker
+// busy for seconds).
+func (e *env) waitBrokerQuiet(ctx context.Context) {
+	if e.brokerPID <= 0 {
+		return
+	}
+	for end := time.Now().Add(quietMax); time.Now().Before(end); {
+		c0, err := procCPU(e.brokerPID)
+		if err != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(quietWindow):
+		}
+		c1, err := procCPU(e.brokerPID)
+		if err != nil || float64(c1-c0) < quietShare*float64(quietWindow) {
+			return
+		}
+	}
+	e.log.Info("the broker stayed busy between runs", "waited", quietMax)
 }
 
 func underRoot(root, p string) string {
