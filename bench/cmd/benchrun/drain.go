@@ -26,11 +26,13 @@ const stopGrace = 30 * time.Second
 
 // drainRun runs system s on workload w over the loaded input until it has committed all of it,
 // then stops it and checks its output. rep is the repetition (0 when the benchmark runs each
-// pair once); it goes into the run's names.
+// pair once, -1 for the warm-up run); it goes into the run's names.
 func (e *env) drainRun(ctx context.Context, s system, w workload.Name, rep int) *runResult {
 	name := fmt.Sprintf("%s-%s-%s", e.runID, s.name, w)
 	if rep > 0 {
 		name += fmt.Sprintf("-r%d", rep)
+	} else if rep < 0 {
+		name += "-warmup"
 	}
 	r := &runResult{System: s.name, Workload: string(w), Phase: "drain", Rep: rep, Input: e.input, Output: name + "-out",
 		Events: e.cfg.n, FirstOutputSeconds: -1, LoadAverage: benchenv.LoadAverage()}
