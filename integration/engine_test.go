@@ -276,12 +276,17 @@ func scaleOutAndIn(t *testing.T, opts ...stream.AppOption) {
 
 // An instance killed with SIGKILL: the others take over its tasks after the session timeout, and
 // nothing is lost.
-func TestEngineKilledInstance(t *testing.T) {
+func TestEngineKilledInstance(t *testing.T) { killedInstance(t) }
+
+// The same with the stateless tasks processed on the poll loop (stream.InlineStatelessTasks).
+func TestEngineKilledInstanceInline(t *testing.T) { killedInstance(t, "-inline") }
+
+func killedInstance(t *testing.T, extra ...string) {
 	brokers := kafkatest.Brokers(t)
 	tp := setup(t, brokers, 6)
 	p := newProducer(t, brokers, tp.in, 60)
-	args := []string{"-brokers", strings.Join(brokers, ","), "-app-id", tp.app, "-input", tp.in, "-output", tp.out,
-		"-session-timeout", "6s", "-commit-interval", "500ms"}
+	args := append([]string{"-brokers", strings.Join(brokers, ","), "-app-id", tp.app, "-input", tp.in, "-output", tp.out,
+		"-session-timeout", "6s", "-commit-interval", "500ms"}, extra...)
 	var procs []*proc
 	for i := 0; i < 3; i++ {
 		procs = append(procs, startProc(t, fmt.Sprintf("p%d", i), args...))

@@ -65,6 +65,7 @@ func main() {
 	guarantee := flag.String("guarantee", "at_least_once", "at_least_once or exactly_once")
 	outputAgg := flag.String("output-agg", "", "output topic of the aggregation (fault mode)")
 	metricsEvery := flag.Duration("metrics-every", 0, "print metrics this often (0: never)")
+	inline := flag.Bool("inline", false, "process the stateless tasks on the poll loop (stream.InlineStatelessTasks)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("instance", *instance)
 
@@ -125,6 +126,9 @@ func main() {
 	}
 	if *commit > 0 {
 		opts = append(opts, stream.CommitInterval(*commit))
+	}
+	if *inline {
+		opts = append(opts, stream.InlineStatelessTasks())
 	}
 	if *stateDir != "" {
 		opts = append(opts, stream.StateDir(*stateDir))
