@@ -11,6 +11,7 @@ import (
 	"github.com/rifflestream/riffle/internal/kafkatest"
 	"github.com/rifflestream/riffle/serde"
 	"github.com/rifflestream/riffle/stream"
+	"github.com/rifflestream/riffle/topology"
 )
 
 // The app end to end on the in-process fake broker: every input reaches the output, doubled, once,
@@ -71,3 +72,59 @@ func appOnFakeBroker(t *testing.T, opts ...stream.AppOption) {
 }
 
 func serde8(v int64) []byte { b, _ := serde.Int64().Serialize("", v); return b }
+
+// Inline, with a processor that asks for a commit on every record: commits (snapshots on the
+// task's goroutine) keep interleaving with the poll loop's processing, and the task's state is
+// only ever touched by whoever holds it (run with -race). Every record arrives once.
+func TestInlineWithRequestedCommits(t *testing.T) {
+	_, brokers := kafkatest.Fake(t, kfakeSeed("in", 4), kfakeSeed("out", 4))
+	b := stream.NewBuilder()
+	in := stream.From(b, "in", serde.String(), serde.Int64())
+	stream.Process(in, topology.ProcessorFunc(func(ctx topology.Context[string, int64], r topology.Record[string, int64]) error {
+		ctx.RequestCommit()
+		return ctx.Forward(r)
+	})).To("out", nil, nil)
+	app, err := stream.NewApp(b, stream.AppID("fake-inline-commits"), stream.Brokers(brokers...),
+		stream.CommitInterval(5*time.Millisecond), stream.InlineStatelessTasks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stop := kafkatest.RunApp(t, app)
+	cl := kafkatest.Client(t, brokers)
+	const n = 5000
+	for i := 0; i < n; i++ {
+		cl.Produce(context.Background(), &kgo.Record{Topic: "in", Key: []byte(strconv.Itoa(i % 37)), Value: serde8(int64(i))}, nil)
+		if i%500 == 499 {
+			if err := cl.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Millisecond) // many polls, each racing the commits
+		}
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got []*kgo.Record
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got = kafkatest.ReadAll(t, brokers, "out", false); len(got) >= n {
+			break
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	seen := map[int64]bool{}
+	for _, r := range got {
+		v, _ := serde.Int64().Deserialize("out", r.Value)
+		if seen[v] {
+			t.Fatalf("record %d output twice without a failure", v)
+		}
+		seen[v] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("%d of %d records output", len(seen), n)
+	}
+	if m := app.Metrics(); m.Commits < 2 {
+		t.Fatalf("%d commits: the requested commits did not happen", m.Commits)
+	}
+}

@@ -248,11 +248,18 @@ func (r *runner) processInline() {
 		if len(r.batch) == 0 {
 			break
 		}
-		r.processBatch()
-		r.punctuate()
-		if r.failed == nil && r.task.CommitRequested() {
-			r.e.requestCommit()
-		}
+		r.processTaken()
+	}
+}
+
+// processTaken processes the taken batch, runs the punctuations it made due and passes on a
+// commit a processor asked for. The caller holds procMu: the task's goroutine (run) or the poll
+// loop (processInline).
+func (r *runner) processTaken() {
+	r.processBatch()
+	r.punctuate()
+	if r.failed == nil && r.task.CommitRequested() {
+		r.e.requestCommit()
 	}
 }
 
@@ -449,13 +456,9 @@ func (r *runner) run() {
 			}
 			continue
 		}
-		r.processBatch()
-		r.punctuate()
+		r.processTaken() // under procMu: the poll loop may process the task next (processInline)
 		r.procMu.Unlock()
 		r.e.txnExit()
-		if r.failed == nil && r.task.CommitRequested() {
-			r.e.requestCommit()
-		}
 	}
 }
 
