@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -185,7 +186,40 @@ func deleteApp(ctx context.Context, adm *kadm.Client, appID string) error {
 			errs = append(errs, fmt.Errorf("deleting topic %q: %w", d.Topic, d.Err))
 		}
 	}
+	if err == nil {
+		errs = append(errs, waitTopicsGone(ctx, adm, topics))
+	}
 	return errors.Join(errs...)
+}
+
+// waitTopicsGone waits until the brokers' metadata no longer lists any of topics: a deletion the
+// controller has accepted reaches the metadata a moment later, and a program that says it
+// deleted its topics should not leave them visible behind it (seen: listed right after exit).
+func waitTopicsGone(ctx context.Context, adm *kadm.Client, topics []string) error {
+	var left []string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		all, err := adm.ListTopics(ctx)
+		if err != nil {
+			return fmt.Errorf("listing topics after deleting them: %w", err)
+		}
+		left = left[:0]
+		for _, t := range topics {
+			if all.Has(t) {
+				left = append(left, t)
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topics %v still listed 10s after their deletion", left)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // appTopics returns the topics of the application appID: its input and output topics and the
