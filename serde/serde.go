@@ -35,7 +35,7 @@ type Appender[T any] interface {
 // NewAppending returns a Serde, also an Appender, from an append-style encoder and a decoder:
 // its Serialize appends to a new slice of capacity sizeHint.
 func NewAppending[T any](appendTo func(dst []byte, topic string, v T) ([]byte, error), deserialize func(topic string, data []byte) (T, error), sizeHint int) Serde[T] {
-	return appendingSerde[T]{app: appendTo, de: deserialize, hint: max(sizeHint, 0)}
+	return &appendingSerde[T]{app: appendTo, de: deserialize, hint: max(sizeHint, 0)}
 }
 
 type appendingSerde[T any] struct {
@@ -44,15 +44,15 @@ type appendingSerde[T any] struct {
 	hint int
 }
 
-func (a appendingSerde[T]) Serialize(topic string, v T) ([]byte, error) {
+func (a *appendingSerde[T]) Serialize(topic string, v T) ([]byte, error) {
 	return a.app(make([]byte, 0, a.hint), topic, v)
 }
 
-func (a appendingSerde[T]) AppendSerialize(dst []byte, topic string, v T) ([]byte, error) {
+func (a *appendingSerde[T]) AppendSerialize(dst []byte, topic string, v T) ([]byte, error) {
 	return a.app(dst, topic, v)
 }
 
-func (a appendingSerde[T]) Deserialize(topic string, data []byte) (T, error) {
+func (a *appendingSerde[T]) Deserialize(topic string, data []byte) (T, error) {
 	return a.de(topic, data)
 }
 

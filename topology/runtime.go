@@ -21,6 +21,45 @@ type receiver[K, V any] interface {
 	process(rec *Record[K, V]) error
 }
 
+// Panics in a node's code (user functions, serdes) are recovered at guards, not in every node: a
+// deferred recover in each node of a record's path was ~45 instructions per node and record
+// (bench/PROFILE.md, thirteenth round). Each node marks itself running (Task.running) as it
+// starts a record; a guard turns a panic below it into the failure of the node that was running,
+// for that node's stage handler (Task.recovered), and returns what the handler decided, as the
+// node would have with an error.
+//
+// Guards stand where the code above goes on after a child returns: the source (the root, for
+// the whole record), each child of a node with several (forward), and Forward and ForwardTo (a
+// processor's code runs on after them). Between two guards, every node hands the record to its
+// only child as its last act, so a panic unwinds nothing that would have run after the failed
+// node's handled error: what is skipped, and what goes on, is what it was with a recover in each
+// node.
+
+// guarded passes rec to c under a guard (see above).
+func guarded[K, V any](t *Task, c receiver[K, V], rec *Record[K, V]) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = t.recovered(r)
+		}
+	}()
+	return c.process(rec)
+}
+
+// forward passes rec to a node's children, as the node's last act: an only child directly (a
+// panic goes up to the guard above the node), several each under a guard, so that a panic in
+// one does not keep the record from the next.
+func forward[K, V any](t *Task, children []receiver[K, V], rec *Record[K, V]) error {
+	if len(children) == 1 {
+		return children[0].process(rec)
+	}
+	for _, c := range children {
+		if err := guarded(t, c, rec); err != nil {
+			return err // a descendant's failure, already handled
+		}
+	}
+	return nil
+}
+
 // rawReceiver is a source node's runtime.
 type rawReceiver interface {
 	processRaw(raw *RawRecord) error
@@ -37,6 +76,7 @@ type lifecycle interface {
 type sourceNode[K, V any] struct {
 	name      string
 	task      *Task
+	id        int32 // in the task's nodes (Task.addNode)
 	key       serde.Serde[K]
 	value     serde.Serde[V]
 	extractor TimestampExtractor[K, V]
@@ -85,11 +125,14 @@ func setOrigin(dst *Origin, topic string, partition int32, offset int64) {
 }
 
 func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
+	// The record's root guard (see guarded): a panic here, or in the nodes downstream up to the
+	// next guard, is the failure of the node that was running.
 	defer func() {
 		if r := recover(); r != nil {
-			err = s.task.fail(StageDeserialize, s.name, fmt.Errorf("%v", r), true, string(debug.Stack()))
+			err = s.task.recovered(r)
 		}
 	}()
+	s.task.running = s.id
 	// Field by field, not a composite literal: assigning a whole Record zeroes and copies it
 	// with write barriers for every pointer in it, on every record; the topic and the headers
 	// only when they change (setHeaders, setOrigin).
@@ -150,12 +193,7 @@ func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
 	}
 	s.task.advanceStreamTime(ms)
 	s.task.currentTS = ms
-	for _, c := range s.children {
-		if err := c.process(rec); err != nil {
-			return err
-		}
-	}
-	return nil
+	return forward(s.task, s.children, rec)
 }
 
 // processorNode runs a user or DSL processor, turning its errors and panics into handled
@@ -163,16 +201,14 @@ func (s *sourceNode[K, V]) processRaw(raw *RawRecord) (err error) {
 type processorNode[KIn, VIn, KOut, VOut any] struct {
 	name string
 	task *Task
+	id   int32 // in the task's nodes (Task.addNode)
 	proc Processor[KIn, VIn, KOut, VOut]
 	ctx  *nodeContext[KOut, VOut]
 }
 
-func (n *processorNode[KIn, VIn, KOut, VOut]) process(rec *Record[KIn, VIn]) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = n.task.fail(StageProcess, n.name, fmt.Errorf("%v", r), true, string(debug.Stack()))
-		}
-	}()
+// process runs the processor on rec. A panic in it goes up to the guard above (see guarded).
+func (n *processorNode[KIn, VIn, KOut, VOut]) process(rec *Record[KIn, VIn]) error {
+	n.task.running = n.id
 	if err := n.proc.Process(*rec); err != nil {
 		if isFatal(err) {
 			return err // a descendant's failure, already handled
@@ -210,6 +246,7 @@ func (n *processorNode[KIn, VIn, KOut, VOut]) close() (err error) {
 type nodeContext[K, V any] struct {
 	task       *Task
 	node       string
+	id         int32 // the processor node's, in the task's nodes
 	stores     []string
 	children   []receiver[K, V]
 	childNames []string
@@ -264,13 +301,18 @@ func (c *nodeContext[K, V]) Forward(rec Record[K, V]) error {
 		c.task.currentTS = rec.Timestamp.UnixMilli()
 		defer func() { c.task.currentTS = prev }()
 	}
+	// Each child under a guard: the processor's code goes on after Forward returns, so a panic
+	// downstream must not unwind it (see guarded).
+	// The processor's node is running again when Forward returns to its code.
 	c.fwd = rec
+	var err error
 	for _, ch := range c.children {
-		if err := ch.process(&c.fwd); err != nil {
-			return err
+		if err = guarded(c.task, ch, &c.fwd); err != nil {
+			break
 		}
 	}
-	return nil
+	c.task.running = c.id
+	return err
 }
 
 func (c *nodeContext[K, V]) ForwardTo(child string, rec Record[K, V]) error {
@@ -282,7 +324,9 @@ func (c *nodeContext[K, V]) ForwardTo(child string, rec Record[K, V]) error {
 	for i, name := range c.childNames {
 		if name == child {
 			c.fwd = rec
-			return c.children[i].process(&c.fwd)
+			err := guarded(c.task, c.children[i], &c.fwd)
+			c.task.running = c.id
+			return err
 		}
 	}
 	return fmt.Errorf("topology: processor %q has no child %q (children: %v)", c.node, child, c.childNames)
@@ -292,6 +336,7 @@ func (c *nodeContext[K, V]) ForwardTo(child string, rec Record[K, V]) error {
 type sinkNode[K, V any] struct {
 	name        string
 	task        *Task
+	id          int32  // in the task's nodes (Task.addNode)
 	topic       string // short name; resolved per task
 	realTopic   string
 	choose      TopicChooser[K, V]
@@ -324,32 +369,32 @@ func newSinkNode[K, V any](s *sinkNode[K, V]) *sinkNode[K, V] {
 	return s
 }
 
-func (s *sinkNode[K, V]) serializeKey(topic string, k K) ([]byte, error) {
+// serializeKey and serializeValue take the key or value by pointer: a typed value (88 bytes in
+// the q1 benchmark) is then copied once, into the serde's call, not once per function on the way.
+func (s *sinkNode[K, V]) serializeKey(topic string, k *K) ([]byte, error) {
 	if s.keyBytes {
-		return bytesSerialized(*asBytes(&k)), nil
+		return bytesSerialized(*asBytes(k)), nil
 	}
 	if s.keyApp != nil {
 		return appendTo(s.task, s.keyApp, topic, k)
 	}
-	return s.key.Serialize(topic, k)
+	return s.key.Serialize(topic, *k)
 }
 
-func (s *sinkNode[K, V]) serializeValue(topic string, v V) ([]byte, error) {
+func (s *sinkNode[K, V]) serializeValue(topic string, v *V) ([]byte, error) {
 	if s.valueBytes {
-		return bytesSerialized(*asBytes(&v)), nil
+		return bytesSerialized(*asBytes(v)), nil
 	}
 	if s.valueApp != nil {
 		return appendTo(s.task, s.valueApp, topic, v)
 	}
-	return s.value.Serialize(topic, v)
+	return s.value.Serialize(topic, *v)
 }
 
+// process serializes rec and sends it. A panic in it (a serde, the topic chooser, the
+// partitioner) goes up to the guard above (see guarded).
 func (s *sinkNode[K, V]) process(rec *Record[K, V]) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = s.task.fail(StageSerialize, s.name, fmt.Errorf("%v", r), true, string(debug.Stack()))
-		}
-	}()
+	s.task.running = s.id
 	topic := s.realTopic
 	if topic == "" {
 		if s.choose == nil {
@@ -366,12 +411,12 @@ func (s *sinkNode[K, V]) process(rec *Record[K, V]) (err error) {
 	// copied the whole record (a typed value of 80 bytes in q1) to the stack for each call.
 	var key, value []byte
 	if rec.flags&nullKey == 0 {
-		if key, err = s.serializeKey(topic, rec.Key); err != nil {
+		if key, err = s.serializeKey(topic, &rec.Key); err != nil {
 			return s.task.fail(StageSerialize, s.name, fmt.Errorf("key for topic %q: %w", topic, err), false, "")
 		}
 	}
 	if rec.flags&nullValue == 0 {
-		if value, err = s.serializeValue(topic, rec.Value); err != nil {
+		if value, err = s.serializeValue(topic, &rec.Value); err != nil {
 			return s.task.fail(StageSerialize, s.name, fmt.Errorf("value for topic %q: %w", topic, err), false, "")
 		}
 	}
@@ -406,31 +451,24 @@ func (s *sinkNode[K, V]) process(rec *Record[K, V]) (err error) {
 type filterNode[K, V any] struct {
 	name     string
 	task     *Task
+	id       int32 // in the task's nodes (Task.addNode)
 	keep     func(K, V) bool
 	children []receiver[K, V]
 }
 
-func (n *filterNode[K, V]) process(rec *Record[K, V]) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = n.task.fail(StageProcess, n.name, fmt.Errorf("%v", r), true, string(debug.Stack()))
-		}
-	}()
+func (n *filterNode[K, V]) process(rec *Record[K, V]) error {
+	n.task.running = n.id
 	if !n.keep(rec.Key, rec.Value) {
 		return nil
 	}
-	for _, c := range n.children {
-		if err := c.process(rec); err != nil {
-			return err // a descendant's failure, already handled
-		}
-	}
-	return nil
+	return forward(n.task, n.children, rec)
 }
 
 // mapValuesNode is a stateless value mapping (AddMapValues, AddMapValuesOnly), see filterNode.
 type mapValuesNode[K, V, V2 any] struct {
 	name     string
 	task     *Task
+	id       int32                  // in the task's nodes (Task.addNode)
 	f        func(K, V) (V2, error) // one of f and fv is set
 	fv       func(V) (V2, error)
 	children []receiver[K, V2]
@@ -438,11 +476,7 @@ type mapValuesNode[K, V, V2 any] struct {
 }
 
 func (n *mapValuesNode[K, V, V2]) process(rec *Record[K, V]) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = n.task.fail(StageProcess, n.name, fmt.Errorf("%v", r), true, string(debug.Stack()))
-		}
-	}()
+	n.task.running = n.id
 	// The new value goes straight into the forwarded record: a typed value (80 bytes in the q1
 	// benchmark) is copied once less than through a local.
 	o := &n.out
@@ -458,10 +492,5 @@ func (n *mapValuesNode[K, V, V2]) process(rec *Record[K, V]) (err error) {
 	o.Key, o.Timestamp, o.flags = rec.Key, rec.Timestamp, rec.flags&nullKey
 	setHeaders(&o.Headers, rec.Headers)
 	setOrigin(&o.Origin, rec.Origin.Topic, rec.Origin.Partition, rec.Origin.Offset)
-	for _, c := range n.children {
-		if err := c.process(&n.out); err != nil {
-			return err
-		}
-	}
-	return nil
+	return forward(n.task, n.children, o)
 }

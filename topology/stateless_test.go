@@ -175,3 +175,112 @@ func TestBytesSerdesKeepNullAndEmpty(t *testing.T) {
 		}
 	}
 }
+
+// panicky is a serde whose encoding and decoding panic on the value "panic".
+type panicky struct{}
+
+func (panicky) Serialize(_ string, v string) ([]byte, error) {
+	if v == "panic" {
+		panic("cannot encode")
+	}
+	return []byte(v), nil
+}
+
+func (panicky) Deserialize(_ string, b []byte) (string, error) {
+	if string(b) == "panic" {
+		panic("cannot decode")
+	}
+	return string(b), nil
+}
+
+// A panic is the failure of the node that was running, whatever node recovers it, and is
+// handled as that node's error would be: the record still goes to the other children of a node
+// with several, a processor's code goes on after a Forward whose child panicked, and a panic in
+// the processor's own code after a Forward is its own.
+func TestPanicsAreTheRunningNodes(t *testing.T) {
+	topo := topology.New()
+	src := topology.AddSource(topo, "src", []string{"in"}, serde.String(), panicky{})
+	// src has two children: a filter that panics on "x", and a processor forwarding two records
+	// per input, then panicking on "late".
+	left := topology.AddFilter(topo, "left", func(_, v string) bool {
+		if v == "x" {
+			panic("left exploded")
+		}
+		return true
+	}, src)
+	topology.AddSink(topo, "left-sink", "left", serde.String(), serde.String(), []topology.Node[string, string]{left})
+	twice := topology.AddProcessor(topo, "twice", topology.ProcessorFunc(func(ctx topology.Context[string, string], r topology.Record[string, string]) error {
+		for _, suffix := range []string{"1", "2"} {
+			if err := ctx.Forward(r.WithValue(r.Value + suffix)); err != nil {
+				return err
+			}
+		}
+		if r.Value == "late" {
+			panic("twice exploded after forwarding")
+		}
+		return nil
+	}), src)
+	// twice's child panics on the first record of "y", and its sink's serde on "panic".
+	mapped := topology.AddMapValuesOnly(topo, "one-fails", func(v string) (string, error) {
+		switch v {
+		case "y1":
+			panic("map exploded")
+		case "z1":
+			return "panic", nil
+		}
+		return v, nil
+	}, twice)
+	topology.AddSink(topo, "right-sink", "right", serde.String(), panicky{}, []topology.Node[string, string]{mapped})
+
+	rec := &recorder{}
+	var handled []*topology.RecordError
+	skip := func(re *topology.RecordError) topology.Action {
+		handled = append(handled, re)
+		return topology.ActionSkip
+	}
+	task := startTask(t, topo, topology.TaskConfig{Collector: rec,
+		Handlers: topology.ErrorHandlers{Processing: skip, Deserialization: skip, Production: skip}})
+	for i, v := range []string{"x", "y", "late", "panic", "z"} {
+		raw := &topology.RawRecord{Topic: "in", Offset: int64(i), Key: []byte("k"), Value: []byte(v), Timestamp: time.UnixMilli(int64(100 + i))}
+		if err := task.Process(raw); err != nil {
+			t.Fatalf("record %q: %v", v, err)
+		}
+	}
+	var got []string
+	for _, o := range rec.out {
+		got = append(got, o.Topic+":"+string(o.Value))
+	}
+	want := "right:x1,right:x2," + // the filter's panic kept "x" from left only
+		"left:y,right:y2," + // the map's panic on y1 did not stop twice's second Forward
+		"left:late,right:late1,right:late2," + // twice panicked after both
+		"left:z,right:z2" // z1 mapped to "panic", which right-sink's serde could not encode
+	if strings.Join(got, ",") != want {
+		t.Fatalf("outputs\n %s\nwant\n %s", strings.Join(got, ","), want)
+	}
+	type failure struct {
+		stage  topology.Stage
+		node   string
+		offset int64
+		msg    string
+	}
+	wantErrs := []failure{
+		{topology.StageProcess, "left", 0, "left exploded"},
+		{topology.StageProcess, "one-fails", 1, "map exploded"},
+		{topology.StageProcess, "twice", 2, "twice exploded after forwarding"},
+		{topology.StageDeserialize, "src", 3, "cannot decode"},
+		{topology.StageSerialize, "right-sink", 4, "cannot encode"},
+	}
+	if len(handled) != len(wantErrs) {
+		t.Fatalf("%d handled errors, want %d: %v", len(handled), len(wantErrs), handled)
+	}
+	for i, w := range wantErrs {
+		e := handled[i]
+		if e.Stage != w.stage || e.Node != w.node || e.Origin.Offset != w.offset || !e.Panic || !strings.Contains(e.Error(), w.msg) {
+			t.Errorf("error %d: %v (stage %s, node %s, offset %d, panic %v), want stage %s, node %s, offset %d, %q",
+				i, e, e.Stage, e.Node, e.Origin.Offset, e.Panic, w.stage, w.node, w.offset, w.msg)
+		}
+		if !strings.Contains(e.PanicStack, "stateless_test.go") {
+			t.Errorf("error %d: the stack does not show the panicking code:\n%s", i, e.PanicStack)
+		}
+	}
+}

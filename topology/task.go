@@ -186,9 +186,35 @@ type Task struct {
 
 	metrics TaskMetrics
 
+	// nodes are the task's runtime nodes, by the index each got when it was made (addNode), and
+	// running is the index of the node whose code runs: a guard makes a panic the failure of
+	// that node (see guarded in runtime.go). An index, not a pointer: a store per node and
+	// record, without a write barrier.
+	nodes   []nodeRef
+	running int32
+
 	// outBuf is where sinks append the keys and values that serde.Appender serdes encode: the
 	// unused tail of a chunk, see appendTo.
 	outBuf []byte
+}
+
+// nodeRef names a runtime node for its errors: its name and the stage of its panics.
+type nodeRef struct {
+	name  string
+	stage Stage
+}
+
+// addNode registers a runtime node and returns its index in t.nodes.
+func (t *Task) addNode(name string, stage Stage) int32 {
+	t.nodes = append(t.nodes, nodeRef{name: name, stage: stage})
+	return int32(len(t.nodes) - 1)
+}
+
+// recovered turns a panic a guard recovered into the failure of the node that was running (see
+// guarded in runtime.go), for its stage's handler; the stack is the panic's, not yet unwound.
+func (t *Task) recovered(r any) error {
+	n := t.nodes[t.running]
+	return t.fail(n.stage, n.name, fmt.Errorf("%v", r), true, string(debug.Stack()))
 }
 
 // outChunkBytes is the size of the chunks sinks cut encoded keys and values from. A chunk is
@@ -203,12 +229,12 @@ const outChunkMinFree = 512
 // appendTo encodes v with app into the task's output buffer and returns the encoding, which the
 // caller may keep: its bytes are never reused. An encoding that outgrew the free space was moved
 // by append to memory of its own and is returned as it is.
-func appendTo[T any](t *Task, app serde.Appender[T], topic string, v T) ([]byte, error) {
+func appendTo[T any](t *Task, app serde.Appender[T], topic string, v *T) ([]byte, error) {
 	if cap(t.outBuf)-len(t.outBuf) < outChunkMinFree {
 		t.outBuf = make([]byte, 0, outChunkBytes)
 	}
 	free := t.outBuf[len(t.outBuf):]
-	out, err := app.AppendSerialize(free, topic, v)
+	out, err := app.AppendSerialize(free, topic, *v)
 	if err != nil {
 		return nil, err
 	}

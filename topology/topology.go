@@ -265,7 +265,7 @@ func AddSource[K, V any](t *Topology, name string, topics []string, key serde.Se
 		if err != nil {
 			return nil, err
 		}
-		return &sourceNode[K, V]{name: def.name, task: task, key: key, value: value, extractor: extractor, children: children,
+		return &sourceNode[K, V]{name: def.name, task: task, id: task.addNode(def.name, StageDeserialize), key: key, value: value, extractor: extractor, children: children,
 			keyNullAware: nullAware(key), valueNullAware: nullAware(value), keyBytes: isBytesSerde(key), valueBytes: isBytesSerde(value)}, nil
 	}
 	if t.add(def, nil) == nil {
@@ -294,8 +294,8 @@ func AddProcessor[KIn, VIn, KOut, VOut any](t *Topology, name string, supplier S
 		if p == nil {
 			return nil, fmt.Errorf("topology: the supplier of processor %q returned nil", def.name)
 		}
-		n := &processorNode[KIn, VIn, KOut, VOut]{name: def.name, task: task, proc: p}
-		n.ctx = &nodeContext[KOut, VOut]{task: task, node: def.name, stores: def.stores, children: children, childNames: childNames(def)}
+		n := &processorNode[KIn, VIn, KOut, VOut]{name: def.name, task: task, id: task.addNode(def.name, StageProcess), proc: p}
+		n.ctx = &nodeContext[KOut, VOut]{task: task, node: def.name, id: n.id, stores: def.stores, children: children, childNames: childNames(def)}
 		return n, nil
 	})
 }
@@ -327,7 +327,7 @@ func AddFilter[K, V any](t *Topology, name string, keep func(key K, value V) boo
 		return Node[K, V]{}
 	}
 	return addProcessorNode(t, name, defs(parents), func(def *nodeDef, task *Task, children []receiver[K, V]) (any, error) {
-		return &filterNode[K, V]{name: def.name, task: task, keep: keep, children: children}, nil
+		return &filterNode[K, V]{name: def.name, task: task, id: task.addNode(def.name, StageProcess), keep: keep, children: children}, nil
 	})
 }
 
@@ -355,7 +355,7 @@ func addMapValues[K, V, V2 any](t *Topology, name string, nilFunc bool, proto ma
 	}
 	return addProcessorNode(t, name, defs(parents), func(def *nodeDef, task *Task, children []receiver[K, V2]) (any, error) {
 		n := proto
-		n.name, n.task, n.children = def.name, task, children
+		n.name, n.task, n.id, n.children = def.name, task, task.addNode(def.name, StageProcess), children
 		return &n, nil
 	})
 }
@@ -424,7 +424,7 @@ func addSink[K, V any](t *Topology, name, topic string, choose TopicChooser[K, V
 	}
 	def := &nodeDef{name: name, kind: sinkKind, topic: topic, topicExtractor: describe}
 	def.instantiate = func(task *Task, _ map[string]any) (any, error) {
-		return newSinkNode(&sinkNode[K, V]{name: def.name, task: task, topic: topic, choose: choose, key: key, value: value, partitioner: part}), nil
+		return newSinkNode(&sinkNode[K, V]{name: def.name, task: task, id: task.addNode(def.name, StageSerialize), topic: topic, choose: choose, key: key, value: value, partitioner: part}), nil
 	}
 	t.add(def, defs(parents))
 }
