@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rifflestream/riffle/internal/murmur2"
+	"github.com/rifflestream/riffle/internal/strs"
 	"github.com/rifflestream/riffle/topology"
 )
 
@@ -241,14 +242,14 @@ func (c runnerCollector) Send(o *topology.OutRecord) {
 	// The first record a task sends for an input record reuses the input's kgo.Record, which
 	// nothing reads once the record is being processed (as a bare consume-produce loop does):
 	// in-flight records were the engine's largest allocation per record.
-	rec := r.in
-	if rec != nil {
-		r.in = nil
+	var rec *kgo.Record
+	if r.inNext > 0 {
+		rec = r.batch[r.inNext-1]
+		r.inNext = 0
 	} else {
 		rec = r.newRecord()
 	}
-	*rec = kgo.Record{Topic: o.Topic, Partition: o.Partition, Key: o.Key, Value: o.Value,
-		Timestamp: o.Timestamp, Headers: toKgoHeaders(o.Headers), Context: m}
+	setOutRecord(rec, o, m)
 	if r.reserved == 0 {
 		r.epoch.reserve(epochReserve)
 		r.reserved = epochReserve
@@ -256,6 +257,41 @@ func (c runnerCollector) Send(o *topology.OutRecord) {
 	r.reserved--
 	r.produced++
 	r.e.cl.Produce(r.e.produceCtx, rec, r.e.promiseFn)
+}
+
+// setOutRecord makes rec the kgo.Record of o, as the composite literal kgo.Record{Topic: o.Topic,
+// ..., Context: m} would, field by field: assigning a whole record copies all seven of its pointer
+// words with a write barrier each while the collector marks, where a reused input record often
+// already holds the output's key (passed through), timestamp and (no) headers. The fields the
+// client sets when producing (Attrs, ProducerEpoch, ProducerID, LeaderEpoch, Offset) are zeroed
+// as the literal would; kgoRecordSize below fails to compile if kgo.Record gains a field.
+func setOutRecord(rec *kgo.Record, o *topology.OutRecord, m *metaElem) {
+	if !strs.Same(rec.Topic, o.Topic) {
+		rec.Topic = o.Topic
+	}
+	if !sameSlice(rec.Key, o.Key) {
+		rec.Key = o.Key
+	}
+	rec.Value = o.Value
+	if rec.Headers != nil || o.Headers != nil {
+		rec.Headers = toKgoHeaders(o.Headers)
+	}
+	if rec.Timestamp != o.Timestamp { // == compares the location pointer too: then it is the same
+		rec.Timestamp = o.Timestamp
+	}
+	rec.Partition, rec.Attrs, rec.ProducerEpoch, rec.ProducerID, rec.LeaderEpoch, rec.Offset = o.Partition, kgo.RecordAttrs{}, 0, 0, 0, 0
+	rec.Context = m
+}
+
+// kgoRecordSize is the size of kgo.Record that setOutRecord sets every field of: a new field
+// changes it, and the check below no longer compiles until setOutRecord handles the field.
+const kgoRecordSize = 160
+
+var _ = [1]struct{}{}[unsafe.Sizeof(kgo.Record{})-kgoRecordSize]
+
+// sameSlice reports whether a and b are the same slice: the same memory, length and capacity.
+func sameSlice(a, b []byte) bool {
+	return len(a) == len(b) && cap(a) == cap(b) && unsafe.SliceData(a) == unsafe.SliceData(b)
 }
 
 func (c runnerCollector) PartitionCount(topic string) (int32, error) {

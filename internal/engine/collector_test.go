@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"context"
 	"fmt"
+	"reflect"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -118,6 +121,38 @@ func TestPartitioner(t *testing.T) {
 	for p, c := range counts {
 		if c < 20_000/n/2 {
 			t.Fatalf("partition %d got %d of 20,000 records: %v", p, c, counts)
+		}
+	}
+}
+
+// setOutRecord leaves a record, reused from input or new, equal to the composite literal it
+// replaces: every field the output sets, and the consumer's fields zeroed.
+func TestSetOutRecordIsTheLiteral(t *testing.T) {
+	key, value, other := []byte("key"), []byte("value"), []byte("other")
+	ts := time.UnixMilli(1_700_000_000_000)
+	m := &metaElem{}
+	outs := []topology.OutRecord{
+		{Topic: "out", Partition: -1, Key: key, Value: value, Timestamp: ts},                 // key and time passed through
+		{Topic: "out", Partition: 3, Key: other, Value: nil, Timestamp: ts.Add(time.Second)}, // new key, tombstone
+		{Topic: "in", Partition: -1, Key: nil, Value: value, Timestamp: ts.UTC(), // same instant, other location
+			Headers: topology.Headers{{Key: "h", Value: value}}},
+		{Topic: "out", Partition: -1, Key: key[:2], Value: value, Timestamp: ts}, // a shorter key over the same memory
+	}
+	for i, o := range outs {
+		for _, reused := range []bool{true, false} {
+			rec := &kgo.Record{}
+			if reused {
+				*rec = kgo.Record{Topic: "in", Partition: 7, Key: key, Value: []byte("input"), Timestamp: ts,
+					Headers: []kgo.RecordHeader{{Key: "in"}}, Attrs: kgo.RecordAttrs{}, ProducerEpoch: 2, ProducerID: 99,
+					LeaderEpoch: 5, Offset: 1234, Context: context.Background()}
+			}
+			setOutRecord(rec, &o, m)
+			want := kgo.Record{Topic: o.Topic, Partition: o.Partition, Key: o.Key, Value: o.Value,
+				Timestamp: o.Timestamp, Headers: toKgoHeaders(o.Headers), Context: m}
+			if !reflect.DeepEqual(*rec, want) || !sameSlice(rec.Key, want.Key) || !sameSlice(rec.Value, want.Value) ||
+				rec.Timestamp != want.Timestamp || rec.Context != want.Context {
+				t.Errorf("output %d (reused %v): got\n%+v\nwant\n%+v", i, reused, *rec, want)
+			}
 		}
 	}
 }

@@ -49,9 +49,10 @@ type runner struct {
 	produced int64
 	block    *metaBlock   // see newMetaElem
 	recSlab  []kgo.Record // see newRecord
-	// in is the input record being processed, until its kgo.Record is reused for the first
-	// record sent because of it (see runnerCollector.Send).
-	in *kgo.Record
+	// inNext is 1 + the index in batch of the input record being processed, until its
+	// kgo.Record is reused for the first record sent because of it (see runnerCollector.Send);
+	// 0: none. An index, not a pointer: two stores per record that need no write barrier.
+	inNext int
 	// inBatch counts the records of the current batch processed so far: the progress a commit
 	// round watches for (Engine.progress) while the engine's counter is only added to per batch.
 	// The runner alone writes it, every 32 records: enough for a stall detector counting in
@@ -524,7 +525,7 @@ func (r *runner) punctuate() {
 func (r *runner) processBatch() {
 	done := len(r.batch)
 	for i, rec := range r.batch {
-		if err := r.process(rec); err != nil {
+		if err := r.process(rec, i); err != nil {
 			r.fail(err)
 			done = i
 			break
@@ -552,13 +553,14 @@ func (r *runner) flushCounts() {
 	}
 }
 
-// process runs one record through the task. The caller adds it to the engine's processed count.
+// process runs one record, batch[i], through the task. The caller adds it to the engine's processed
+// count.
 //
 // Every pointer stored into a heap object while the garbage collector marks goes through a write
 // barrier, which queues the old and the new pointer for the collector to shade: a store of the
 // same topic string, or of nil headers over nil, is skipped when the field already holds it, and
 // the raw record is cleared once per batch rather than after each record (processBatch).
-func (r *runner) process(rec *kgo.Record) error {
+func (r *runner) process(rec *kgo.Record, i int) error {
 	q := r.lastQueue
 	if q == nil || !strs.Same(r.lastTopic, rec.Topic) {
 		q = r.byTopic[rec.Topic]
@@ -581,11 +583,9 @@ func (r *runner) process(rec *kgo.Record) error {
 	r.origin.Partition, r.origin.Offset = rec.Partition, rec.Offset
 	next, leaderEpoch := rec.Offset+1, rec.LeaderEpoch
 	// From here on rec may become an output record: read nothing more from it.
-	r.in = rec
+	r.inNext = i + 1
 	err := r.task.Process(raw)
-	if r.in != nil { // not reused as an output (runnerCollector.Send clears it)
-		r.in = nil
-	}
+	r.inNext = 0 // if not reused as an output (runnerCollector.Send clears it)
 	if err != nil {
 		return err
 	}
