@@ -356,6 +356,7 @@ func addMapValues[K, V, V2 any](t *Topology, name string, nilFunc bool, proto ma
 	return addProcessorNode(t, name, defs(parents), func(def *nodeDef, task *Task, children []receiver[K, V2]) (any, error) {
 		n := proto
 		n.name, n.task, n.id, n.children = def.name, task, task.addNode(def.name, StageProcess), children
+		n.fuseSink()
 		return &n, nil
 	})
 }
