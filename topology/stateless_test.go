@@ -2,6 +2,7 @@ package topology_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -281,6 +282,49 @@ func TestPanicsAreTheRunningNodes(t *testing.T) {
 		}
 		if !strings.Contains(e.PanicStack, "stateless_test.go") {
 			t.Errorf("error %d: the stack does not show the panicking code:\n%s", i, e.PanicStack)
+		}
+	}
+}
+
+// A mapValues node sends to an only sink directly (mapValuesNode.sink), and forwards a record to
+// several children or to a sink with a topic chooser: the outputs are the same either way, with
+// the key (and its nullness), the timestamp and the headers of the input.
+func TestMapValuesToSinksDirectOrForwarded(t *testing.T) {
+	topo := topology.New()
+	src := topology.AddSource(topo, "src", []string{"in"}, serde.String(), serde.String())
+	upper := func(v string) (string, error) { return strings.ToUpper(v), nil }
+	sinks := func(n topology.Node[string, string]) []topology.Node[string, string] {
+		return []topology.Node[string, string]{n}
+	}
+	direct := topology.AddMapValuesOnly(topo, "direct", upper, src)
+	topology.AddSink(topo, "direct-sink", "direct", serde.String(), serde.String(), sinks(direct))
+	fanOut := topology.AddMapValuesOnly(topo, "fan-out", upper, src)
+	topology.AddSink(topo, "fan-out-1", "fan-out-1", serde.String(), serde.String(), sinks(fanOut))
+	topology.AddSink(topo, "fan-out-2", "fan-out-2", serde.String(), serde.String(), sinks(fanOut))
+	chosen := topology.AddMapValuesOnly(topo, "chosen", upper, src)
+	topology.AddDynamicSink(topo, "chosen-sink", func(r topology.Record[string, string]) (string, error) { return "chosen", nil },
+		"fixed", serde.String(), serde.String(), sinks(chosen))
+	rec := &recorder{}
+	task := startTask(t, topo, topology.TaskConfig{Collector: rec})
+	for i, v := range []string{"a", "b"} {
+		var key []byte
+		if i == 0 {
+			key = []byte("k") // the second record's key is null
+		}
+		raw := &topology.RawRecord{Topic: "in", Offset: int64(i), Key: key, Value: []byte(v), Timestamp: time.UnixMilli(int64(100 + i)),
+			Headers: topology.Headers{{Key: "h", Value: []byte(v)}}}
+		if err := task.Process(raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string][]string{}
+	for _, o := range rec.out {
+		got[o.Topic] = append(got[o.Topic], fmt.Sprintf("%s=%s@%d[%s] null key %v", o.Key, o.Value, o.Timestamp.UnixMilli(), o.Headers[0].Value, o.Key == nil))
+	}
+	want := []string{"k=A@100[a] null key false", "=B@101[b] null key true"}
+	for _, topic := range []string{"direct", "fan-out-1", "fan-out-2", "chosen"} {
+		if strings.Join(got[topic], ",") != strings.Join(want, ",") {
+			t.Errorf("topic %s: %q, want %q", topic, got[topic], want)
 		}
 	}
 }
