@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/rifflestream/riffle/bench/internal/benchenv"
 	"github.com/rifflestream/riffle/bench/nexmark"
 	"github.com/rifflestream/riffle/bench/workload"
 )
@@ -48,7 +50,7 @@ func run(ctx context.Context, log *slog.Logger, c config, w workload.Name) error
 	case workload.Q2:
 		l.transform = l.q2
 	}
-	cl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.brokerList()...),
 		kgo.ConsumerGroup(c.appID),
 		kgo.ConsumeTopics(c.input),
@@ -64,7 +66,13 @@ func run(ctx context.Context, log *slog.Logger, c config, w workload.Name) error
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.ProducerLinger(workload.ProducerLinger),
 		kgo.ProducerBatchMaxBytes(workload.ProducerBatchBytes),
-	)
+	}
+	io := benchenv.NewIOStats() // RIFFLE_BENCH_IOSTATS
+	if io != nil {
+		opts = append(opts, io.Opts()...)
+		defer io.Report(os.Stderr)
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("bare: new client: %w", err)
 	}

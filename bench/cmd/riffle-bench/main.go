@@ -126,6 +126,11 @@ func run(ctx context.Context, log *slog.Logger, c config, w workload.Name, g str
 	if c.inline {
 		opts = append(opts, stream.InlineStatelessTasks())
 	}
+	io := benchenv.NewIOStats() // RIFFLE_BENCH_IOSTATS
+	if io != nil {
+		opts = append(opts, stream.ClientOptions(io.Opts()...))
+		defer io.Report(os.Stderr)
+	}
 	app, err := stream.NewApp(b, opts...)
 	if err != nil {
 		return err
