@@ -302,8 +302,8 @@ func (c *nodeContext[K, V]) Forward(rec Record[K, V]) error {
 		defer func() { c.task.currentTS = prev }()
 	}
 	// Each child under a guard: the processor's code goes on after Forward returns, so a panic
-	// downstream must not unwind it (see guarded).
-	// The processor's node is running again when Forward returns to its code.
+	// downstream must not unwind it (see guarded). The processor's node is running again when
+	// Forward returns to its code.
 	c.fwd = rec
 	var err error
 	for _, ch := range c.children {
