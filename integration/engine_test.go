@@ -103,12 +103,12 @@ func setup(t *testing.T, brokers []string, partitions int32) topics {
 	return tp
 }
 
-func TestEngineOneInstance(t *testing.T) { oneInstance(t) }
+func TestEngineOneInstance(t *testing.T) { oneInstance(t, false) }
 
 // The same with the stateless task processed on the poll loop (stream.InlineStatelessTasks).
-func TestEngineOneInstanceInline(t *testing.T) { oneInstance(t, stream.InlineStatelessTasks()) }
+func TestEngineOneInstanceInline(t *testing.T) { oneInstance(t, true, stream.InlineStatelessTasks()) }
 
-func oneInstance(t *testing.T, opts ...stream.AppOption) {
+func oneInstance(t *testing.T, inline bool, opts ...stream.AppOption) {
 	brokers := kafkatest.Brokers(t)
 	tp := setup(t, brokers, 4)
 	p := newProducer(t, brokers, tp.in, 50)
@@ -131,6 +131,9 @@ func oneInstance(t *testing.T, opts ...stream.AppOption) {
 	m := app.Metrics()
 	if m.RecordsProcessed != int64(p.sent) || m.RecordsProduced != int64(p.sent) || m.Commits == 0 {
 		t.Fatalf("metrics %+v", m)
+	}
+	if inline != (m.RecordsProcessedInline > 0) || m.RecordsProcessedInline > m.RecordsProcessed {
+		t.Fatalf("%d of %d records processed on the poll loop, with inline %v", m.RecordsProcessedInline, m.RecordsProcessed, inline)
 	}
 }
 

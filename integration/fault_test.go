@@ -38,15 +38,19 @@ import (
 // or set RIFFLE_FAULT_RECORDS, RIFFLE_FAULT_KILLS, RIFFLE_FAULT_BOUNCES, RIFFLE_FAULT_SECONDS.
 // Each run prints one line (also appended to $RIFFLE_REPORT, which `make test` prints):
 //
-//	fault-suite guarantee=<g> records=<n> kills=<n> broker_bounces=<n> lost=<n> duplicated=<n> ...
+//	fault-suite guarantee=<g> inline=<bool> processed_inline=<n> records=<n> kills=<n> broker_bounces=<n> lost=<n> duplicated=<n> ...
 
 type faultConfig struct {
 	guarantee string // exactly_once or at_least_once
-	records   int
-	keys      int
-	kills     int
-	bounces   int
-	spread    time.Duration // how long the generator takes
+	// inline runs the app with its stateless tasks on the poll loop (testapp -inline,
+	// stream.InlineStatelessTasks; at-least-once only): the fault app's first sub-topology
+	// (echo, and the repartition) is stateless, its second (the aggregate) keeps its goroutines.
+	inline  bool
+	records int
+	keys    int
+	kills   int
+	bounces int
+	spread  time.Duration // how long the generator takes
 }
 
 func faultConfigFor(guarantee string) faultConfig {
@@ -75,8 +79,15 @@ func faultConfigFor(guarantee string) faultConfig {
 
 func TestFaultSuite(t *testing.T) {
 	cluster := kafkatest.NewCluster(t)
-	for _, g := range []string{"exactly_once", "at_least_once"} {
-		t.Run(g, func(t *testing.T) { runFaultSuite(t, cluster, faultConfigFor(g)) })
+	for _, run := range []struct {
+		name, guarantee string
+		inline          bool
+	}{{"exactly_once", "exactly_once", false}, {"at_least_once", "at_least_once", false}, {"at_least_once_inline", "at_least_once", true}} {
+		t.Run(run.name, func(t *testing.T) {
+			c := faultConfigFor(run.guarantee)
+			c.inline = run.inline
+			runFaultSuite(t, cluster, c)
+		})
 	}
 }
 
@@ -264,6 +275,9 @@ func runFaultSuite(t *testing.T, cluster *kafkatest.Cluster, c faultConfig) {
 		args: []string{"-mode", "fault", "-guarantee", c.guarantee, "-brokers", strings.Join(brokers, ","),
 			"-app-id", app, "-input", in, "-output", outEcho, "-output-agg", outAgg,
 			"-session-timeout", "6s", "-metrics-every", "500ms"}}
+	if c.inline {
+		fleet.args = append(fleet.args, "-inline")
+	}
 	defer func() {
 		for _, n := range fleet.names() {
 			fleet.kill(n)
@@ -388,11 +402,12 @@ func runFaultSuite(t *testing.T, cluster *kafkatest.Cluster, c faultConfig) {
 
 	v := verifyFault(t, brokers, adm, app, in, outEcho, outAgg, input, c.guarantee)
 	lives, exits := fleet.record()
-	var restored int64
+	var restored, inlined int64
 	for _, p := range lives {
 		m := lastMetrics(p)
 		v.aborts += int(m.TransactionsAborted)
 		restored += m.RecordsRestored
+		inlined += m.RecordsProcessedInline
 		// The engine's exactly-once safety net (a polled record no task processed) must never
 		// fire: it would mean a bug that only the net kept from losing data.
 		if b, _ := os.ReadFile(p.log.Name()); strings.Contains(string(b), "past records no task processed") {
@@ -407,8 +422,11 @@ func runFaultSuite(t *testing.T, cluster *kafkatest.Cluster, c faultConfig) {
 		}
 		t.Errorf("an instance failed on its own: %s", e)
 	}
-	line := fmt.Sprintf("fault-suite guarantee=%s records=%d kills=%d broker_bounces=%d lost=%d duplicated=%d zombies=%d fenced_exits=%d aborted_txns=%d restored=%d overcounted=%d mismatched=%d seconds=%.0f",
-		c.guarantee, c.records, kills, bounces, v.lost, v.duplicated, pauses, fenced, v.aborts, restored, v.overcounted, v.mismatched, time.Since(t0).Seconds())
+	if c.inline != (inlined > 0) {
+		t.Errorf("%d records processed on the poll loops (in the instances' last metrics), with inline %v", inlined, c.inline)
+	}
+	line := fmt.Sprintf("fault-suite guarantee=%s inline=%v processed_inline=%d records=%d kills=%d broker_bounces=%d lost=%d duplicated=%d zombies=%d fenced_exits=%d aborted_txns=%d restored=%d overcounted=%d mismatched=%d seconds=%.0f",
+		c.guarantee, c.inline, inlined, c.records, kills, bounces, v.lost, v.duplicated, pauses, fenced, v.aborts, restored, v.overcounted, v.mismatched, time.Since(t0).Seconds())
 	report(t, line)
 	if kills < min(c.kills, 10) {
 		t.Errorf("only %d kills happened", kills)

@@ -215,7 +215,9 @@ func RestoreConcurrency(n int) AppOption {
 // no longer run in parallel with each other, and a slow one delays the others and the polling
 // (which is then the backpressure). Use it for stateless apps on instances of one or two cores,
 // and scale them with replicas; keep the default where one instance runs many tasks on many
-// cores, or where one task's slow records must not hold up the others.
+// cores, or where one task's slow records must not hold up the others. Metrics'
+// RecordsProcessedInline counts the records the poll loop processed (those that arrive while a
+// task's own goroutine holds it, taking a commit's snapshot, are processed there).
 func InlineStatelessTasks() AppOption {
 	return appOptionFunc(func(c *appConfig) { c.inlineStateless = true })
 }

@@ -203,6 +203,7 @@ type Engine struct {
 
 	// metrics
 	processed      atomic.Int64
+	processedInl   atomic.Int64 // of processed, on the poll loop (InlineStateless)
 	produced       atomic.Int64
 	commits        atomic.Int64
 	rebalances     atomic.Int64
@@ -243,8 +244,11 @@ type Metrics struct {
 	State            string
 	Tasks            int
 	RecordsProcessed int64
-	RecordsProduced  int64
-	Commits          int64
+	// RecordsProcessedInline counts the input records of RecordsProcessed that the poll loop
+	// processed itself (Config.InlineStateless), not their task's goroutine.
+	RecordsProcessedInline int64
+	RecordsProduced        int64
+	Commits                int64
 	// Rebalances counts the assignments this instance received; Generation is the group's
 	// generation at the last one (each completed rebalance of the group increments it).
 	Rebalances int64
@@ -293,7 +297,7 @@ func (e *Engine) Metrics() Metrics {
 	e.mu.Unlock()
 	m := Metrics{
 		State: e.State().String(), Tasks: tasks,
-		RecordsProcessed: e.processed.Load(), RecordsProduced: e.produced.Load(),
+		RecordsProcessed: e.processed.Load(), RecordsProcessedInline: e.processedInl.Load(), RecordsProduced: e.produced.Load(),
 		Commits: e.commits.Load(), Rebalances: e.rebalances.Load(), Generation: e.generation.Load(),
 		Skipped:         map[string]int64{},
 		DeadLettered:    c.deadLettered + e.deadLettered.Load(),

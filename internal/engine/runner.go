@@ -244,24 +244,29 @@ func (r *runner) processInline() {
 		return
 	}
 	defer r.procMu.Unlock()
+	var done int64
 	for !r.gone && r.failed == nil && !r.stopping {
 		r.take(batchSize)
 		if len(r.batch) == 0 {
 			break
 		}
-		r.processTaken()
+		done += int64(r.processTaken())
+	}
+	if done > 0 {
+		r.e.processedInl.Add(done)
 	}
 }
 
-// processTaken processes the taken batch, runs the punctuations it made due and passes on a
-// commit a processor asked for. The caller holds procMu: the task's goroutine (run) or the poll
-// loop (processInline).
-func (r *runner) processTaken() {
-	r.processBatch()
+// processTaken processes the taken batch (returning how many records it processed), runs the
+// punctuations it made due and passes on a commit a processor asked for. The caller holds procMu:
+// the task's goroutine (run) or the poll loop (processInline).
+func (r *runner) processTaken() int {
+	done := r.processBatch()
 	r.punctuate()
 	if r.failed == nil && r.task.CommitRequested() {
 		r.e.requestCommit()
 	}
+	return done
 }
 
 // checkHog pauses q's partition once its buffer has been over the limit for hogAfter: its task
@@ -521,8 +526,8 @@ func (r *runner) punctuate() {
 }
 
 // processBatch processes the taken records in order; the first error fails the task and drops the
-// rest of the batch.
-func (r *runner) processBatch() {
+// rest of the batch. It returns how many it processed.
+func (r *runner) processBatch() int {
 	done := len(r.batch)
 	for i, rec := range r.batch {
 		if err := r.process(rec, i); err != nil {
@@ -543,6 +548,7 @@ func (r *runner) processBatch() {
 	r.e.processed.Add(int64(done))
 	r.inBatch.Store(0)
 	r.flushCounts()
+	return done
 }
 
 // flushCounts adds the runner's counts to the engine's.
