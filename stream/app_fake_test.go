@@ -32,24 +32,9 @@ func appOnFakeBroker(t *testing.T, inline bool, opts ...stream.AppOption) {
 		t.Fatal(err)
 	}
 	_, stop := kafkatest.RunApp(t, app)
-
-	cl := kafkatest.Client(t, brokers)
 	const n = 1000
-	for i := 0; i < n; i++ {
-		cl.Produce(context.Background(), &kgo.Record{Topic: "in", Key: []byte(strconv.Itoa(i % 37)), Value: serde8(int64(i))}, nil)
-	}
-	if err := cl.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	var got []*kgo.Record
-	for time.Now().Before(deadline) {
-		got = kafkatest.ReadAll(t, brokers, "out", false)
-		if len(got) >= n {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	produceInts(t, brokers, n, n)
+	got := readAtLeast(t, brokers, n)
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -80,6 +65,35 @@ func appOnFakeBroker(t *testing.T, inline bool, opts ...stream.AppOption) {
 
 func serde8(v int64) []byte { b, _ := serde.Int64().Serialize("", v); return b }
 
+// produceInts writes 0..n-1 to topic "in", keyed by i%37, in bursts of burst records, each
+// flushed and followed by a short pause.
+func produceInts(t *testing.T, brokers []string, n, burst int) {
+	t.Helper()
+	cl := kafkatest.Client(t, brokers)
+	for i := 0; i < n; i++ {
+		cl.Produce(context.Background(), &kgo.Record{Topic: "in", Key: []byte(strconv.Itoa(i % 37)), Value: serde8(int64(i))}, nil)
+		if i%burst == burst-1 || i == n-1 {
+			if err := cl.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// readAtLeast reads topic "out" until it holds n records, for up to 30 s, and returns what it
+// holds then (the caller checks the count).
+func readAtLeast(t *testing.T, brokers []string, n int) []*kgo.Record {
+	t.Helper()
+	var got []*kgo.Record
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got = kafkatest.ReadAll(t, brokers, "out", false); len(got) >= n {
+			break
+		}
+	}
+	return got
+}
+
 // Inline, with a processor that asks for a commit on every record: commits (snapshots on the
 // task's goroutine) keep interleaving with the poll loop's processing, and the task's state is
 // only ever touched by whoever holds it (run with -race). Every record arrives once.
@@ -97,26 +111,9 @@ func TestInlineWithRequestedCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, stop := kafkatest.RunApp(t, app)
-	cl := kafkatest.Client(t, brokers)
 	const n = 5000
-	for i := 0; i < n; i++ {
-		cl.Produce(context.Background(), &kgo.Record{Topic: "in", Key: []byte(strconv.Itoa(i % 37)), Value: serde8(int64(i))}, nil)
-		if i%500 == 499 {
-			if err := cl.Flush(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(5 * time.Millisecond) // many polls, each racing the commits
-		}
-	}
-	if err := cl.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	var got []*kgo.Record
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if got = kafkatest.ReadAll(t, brokers, "out", false); len(got) >= n {
-			break
-		}
-	}
+	produceInts(t, brokers, n, 500) // in bursts: many polls, each racing the commits
+	got := readAtLeast(t, brokers, n)
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
